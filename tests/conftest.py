@@ -1,0 +1,112 @@
+"""Shared test set-up: the protocol is loaded once per test database; personas per test."""
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from workup import services
+from workup.models import Membership
+from workup.protocol_cache import clear_cache
+from workup.protocol_file import read_protocol_file
+
+from .factories import PatientFactory, SiteFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL_FIXTURE = ROOT / "fixtures" / "mastocytosis.json"
+VIGNETTES = ROOT / "fixtures" / "cases" / "mastocytosis-vignettes.json"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        call_command("load_protocol", str(PROTOCOL_FIXTURE), verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_protocol_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(scope="session")
+def spec():
+    """The shipped protocol, read from the fixture file (no database)."""
+    return read_protocol_file(PROTOCOL_FIXTURE)
+
+
+@pytest.fixture
+def site_a(db):
+    return SiteFactory(code="north", name="North Clinic")
+
+
+@pytest.fixture
+def site_b(db):
+    return SiteFactory(code="south", name="South Clinic")
+
+
+def _member(site, role):
+    user = UserFactory()
+    Membership.objects.create(user=user, site=site, role=role)
+    return user
+
+
+@pytest.fixture
+def clinician_a(site_a):
+    return _member(site_a, Membership.Role.CLINICIAN)
+
+
+@pytest.fixture
+def viewer_a(site_a):
+    return _member(site_a, Membership.Role.VIEWER)
+
+
+@pytest.fixture
+def clinician_b(site_b):
+    return _member(site_b, Membership.Role.CLINICIAN)
+
+
+@pytest.fixture
+def protocol_admin(db):
+    from django.contrib.auth.models import Group
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="Protocol admins"))
+    return user
+
+
+@pytest.fixture
+def patient_a(site_a, clinician_a):
+    return PatientFactory(
+        site=site_a, birth_date=date(1970, 5, 1), sex="male", created_by=clinician_a
+    )
+
+
+@pytest.fixture
+def workup_a(patient_a, clinician_a):
+    return services.open_workup(patient=patient_a, user=clinician_a)
+
+
+def record(workup, user, step_code, values, performed_on=None):
+    """Record a step through the service layer, as a view would."""
+    workup.refresh_from_db()
+    return services.record_step(
+        workup=workup,
+        step_code=step_code,
+        values=values,
+        performed_on=performed_on or date(2026, 1, 15),
+        note="",
+        user=user,
+        expected_version=workup.version,
+    )

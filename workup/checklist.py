@@ -1,0 +1,368 @@
+"""The checklist view-model: protocol + records + evaluation -> what a page shows.
+
+Pure: no ORM, no request. The same view-model feeds the checklist page, the
+print summary and the exports, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from . import engine
+from .engine import Evaluation, RuleOutcome
+from .formatting import format_derived, format_value
+from .spec import CriterionSpec, DisagreementSpec, ProtocolSpec, StepSpec
+
+DEFAULT_DISCLAIMER = (
+    "This is a workup checklist to support the clinician. It does not make or state "
+    "a diagnosis; suggestions are advisory and every one shows its reason and source."
+)
+
+STATE_DISPLAY: dict[str, tuple[str, str, str]] = {
+    # state: (label, icon, bootstrap colour)
+    engine.DONE: ("Documented", "✓", "success"),
+    engine.SUGGESTED: ("Suggested next step", "➜", "primary"),
+    engine.ORDERED: ("Ordered", "⧗", "info"),
+    engine.DECLINED: ("Declined by the patient", "✕", "secondary"),
+    engine.NOT_INDICATED: ("Not indicated", "–", "secondary"),
+    engine.NOT_YET: ("Not documented", "○", "light"),
+}
+
+CRITERION_DISPLAY: dict[str | None, tuple[str, str]] = {
+    engine.DOCUMENTED: ("documented", "✓"),
+    engine.NOT_DOCUMENTED: ("not documented", "✕"),
+    engine.NOT_ASSESSED: ("not assessed", "?"),
+    engine.NOT_APPLICABLE: ("not applicable", "–"),
+    None: ("–", ""),
+}
+
+CRITERION_GROUPS = (
+    ("sm", "SM items (bone marrow or another extracutaneous organ)"),
+    ("b_finding", "B-findings"),
+    ("c_finding", "C-findings"),
+    ("skin", "Skin items"),
+    ("fact", "Subtype-relevant facts (no labels)"),
+)
+
+_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9-]+)")
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """A recorded result as the checklist shows it."""
+
+    id: int | None
+    step_code: str
+    values: dict[str, Any]
+    performed_on: date | None
+    note: str = ""
+    recorded_by: str = ""
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MarkView:
+    status: str
+    reason: str = ""
+    set_by: str = ""
+    set_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    title: str
+    rationale: str
+    source: str
+    label: str | None
+
+    @classmethod
+    def of(cls, outcome: RuleOutcome) -> Reason:
+        rule = outcome.rule
+        return cls(rule.code, rule.title, rule.rationale, rule.source, outcome.label)
+
+
+@dataclass(frozen=True)
+class ValueView:
+    label: str
+    text: str
+
+
+@dataclass
+class ChecklistItem:
+    step: StepSpec
+    state: str
+    reasons: list[Reason]
+    suppressed: list[Reason]
+    not_indicated: list[Reason]
+    notes: list[Reason]
+    records: list[RecordView]
+    mark: MarkView | None
+    disagreements: list[DisagreementSpec]
+    key_results: list[ValueView]
+
+    @property
+    def code(self) -> str:
+        return self.step.code
+
+    @property
+    def state_label(self) -> str:
+        return STATE_DISPLAY[self.state][0]
+
+    @property
+    def icon(self) -> str:
+        return STATE_DISPLAY[self.state][1]
+
+    @property
+    def colour(self) -> str:
+        return STATE_DISPLAY[self.state][2]
+
+    @property
+    def latest(self) -> RecordView | None:
+        return self.records[-1] if self.records else None
+
+    @property
+    def is_done(self) -> bool:
+        return bool(self.records)
+
+
+@dataclass
+class Section:
+    title: str
+    items: list[ChecklistItem]
+
+
+@dataclass(frozen=True)
+class DerivedValue:
+    code: str
+    label: str
+    text: str
+    formula: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CriterionRow:
+    item: CriterionSpec
+    who: str | None
+    icc: str | None
+
+    @property
+    def who_text(self) -> str:
+        return CRITERION_DISPLAY[self.who][0]
+
+    @property
+    def icc_text(self) -> str:
+        return CRITERION_DISPLAY[self.icc][0]
+
+    @property
+    def who_icon(self) -> str:
+        return CRITERION_DISPLAY[self.who][1]
+
+    @property
+    def icc_icon(self) -> str:
+        return CRITERION_DISPLAY[self.icc][1]
+
+
+@dataclass(frozen=True)
+class CriterionCounts:
+    """Counts of documented SM items per classification: D1, no label assigned."""
+
+    who_major: int
+    who_minor: int
+    icc_major: int
+    icc_minor: int
+    minor_total: int
+
+
+@dataclass
+class Checklist:
+    spec: ProtocolSpec
+    sections: list[Section]
+    derived: list[DerivedValue]
+    criteria: list[tuple[str, list[CriterionRow]]]
+    counts: CriterionCounts
+    general_disagreements: list[DisagreementSpec]
+    errors: list[str]
+    disclaimer: str
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def items(self) -> list[ChecklistItem]:
+        return [item for section in self.sections for item in section.items]
+
+    @property
+    def suggested(self) -> list[ChecklistItem]:
+        return [item for item in self.items if item.state == engine.SUGGESTED]
+
+    @property
+    def progress_done(self) -> int:
+        return sum(1 for item in self.items if item.state == engine.DONE)
+
+    @property
+    def progress_applicable(self) -> int:
+        applicable = (engine.DONE, engine.SUGGESTED, engine.ORDERED, engine.DECLINED)
+        return sum(1 for item in self.items if item.state in applicable)
+
+    @property
+    def marrow_assessed(self) -> bool:
+        return any(
+            row.who == engine.DOCUMENTED or row.who == engine.NOT_DOCUMENTED
+            for _, rows in self.criteria
+            for row in rows
+            if row.item.group == "sm"
+        )
+
+
+def build_checklist(
+    spec: ProtocolSpec,
+    evaluation: Evaluation,
+    records: list[RecordView],
+    marks: dict[str, MarkView] | None = None,
+) -> Checklist:
+    marks = marks or {}
+    records_by_step: dict[str, list[RecordView]] = {}
+    for record in sorted(records, key=lambda r: (r.performed_on or date.min, r.id or 0)):
+        records_by_step.setdefault(record.step_code, []).append(record)
+    shown_disagreements = set(evaluation.disagreements)
+    disagreements_by_step: dict[str, list[DisagreementSpec]] = {}
+    general: list[DisagreementSpec] = []
+    for d in spec.disagreements:
+        if d.code not in shown_disagreements:
+            continue
+        if d.step:
+            disagreements_by_step.setdefault(d.step, []).append(d)
+        else:
+            general.append(d)
+
+    sections: list[Section] = []
+    for step in spec.steps:
+        outcome = evaluation.steps[step.code]
+        step_records = records_by_step.get(step.code, [])
+        item = ChecklistItem(
+            step=step,
+            state=outcome.state,
+            reasons=[Reason.of(o) for o in outcome.suggest_reasons],
+            suppressed=[Reason.of(o) for o in outcome.suppressed_reasons],
+            not_indicated=[Reason.of(o) for o in outcome.not_indicated_reasons],
+            notes=[Reason.of(o) for o in outcome.notes],
+            records=step_records,
+            mark=marks.get(step.code),
+            disagreements=disagreements_by_step.get(step.code, []),
+            key_results=key_results(step, evaluation.facts.get(step.code, {}))
+            if step_records
+            else [],
+        )
+        if not sections or sections[-1].title != step.section:
+            sections.append(Section(title=step.section, items=[]))
+        sections[-1].items.append(item)
+
+    derived = [
+        DerivedValue(
+            code=calc.code,
+            label=calc.label,
+            text=format_derived(evaluation.derived.get(calc.code), calc.unit),
+            formula=calc.formula,
+            source=calc.source,
+        )
+        for calc in spec.calculations
+        if calc.display
+    ]
+    rows = [
+        CriterionRow(item, evaluation.criteria[item.code].who, evaluation.criteria[item.code].icc)
+        for item in spec.criteria
+    ]
+    criteria = [
+        (title, [row for row in rows if row.item.group == group])
+        for group, title in CRITERION_GROUPS
+        if any(row.item.group == group for row in rows)
+    ]
+    checklist = Checklist(
+        spec=spec,
+        sections=sections,
+        derived=derived,
+        criteria=criteria,
+        counts=_count_sm_items(rows),
+        general_disagreements=general,
+        errors=list(evaluation.errors),
+        disclaimer=spec.disclaimer or DEFAULT_DISCLAIMER,
+    )
+    checklist.sources = _cited_sources(spec, checklist)
+    return checklist
+
+
+def key_results(step: StepSpec, values: dict[str, Any]) -> list[ValueView]:
+    """The values worth a glance on the checklist line: key fields, else all recorded."""
+    chosen = [f for f in step.fields if f.is_key_result] or list(step.fields)
+    return [
+        ValueView(f.label, format_value(f, values.get(f.code)))
+        for f in chosen
+        if values.get(f.code) not in (None, "", [])
+    ]
+
+
+def record_values(step: StepSpec, values: dict[str, Any]) -> list[ValueView]:
+    """Every recorded value of one result, in field order."""
+    return [
+        ValueView(f.label, format_value(f, values.get(f.code)))
+        for f in step.fields
+        if values.get(f.code) not in (None, "", [])
+    ]
+
+
+def _count_sm_items(rows: list[CriterionRow]) -> CriterionCounts:
+    sm = [row for row in rows if row.item.group == "sm"]
+
+    def count(kind: str, column: str) -> int:
+        return sum(
+            1 for row in sm if row.item.kind == kind and getattr(row, column) == engine.DOCUMENTED
+        )
+
+    return CriterionCounts(
+        who_major=count("major", "who"),
+        who_minor=count("minor", "who"),
+        icc_major=count("major", "icc"),
+        icc_minor=count("minor", "icc"),
+        minor_total=sum(1 for row in sm if row.item.kind == "minor"),
+    )
+
+
+def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
+    """The citations for every source key that the checklist shows, in order of first use."""
+    texts: list[str] = []
+    for item in checklist.items:
+        texts += [
+            r.source for r in item.reasons + item.not_indicated + item.notes + item.suppressed
+        ]
+    texts += [d.source for d in checklist.derived]
+    texts += [row.item.source for _, rows in checklist.criteria for row in rows]
+    cited: dict[str, str] = {}
+    for text in texts:
+        for key in _SOURCE_KEY.findall(text or ""):
+            if key in spec.sources and key not in cited:
+                cited[key] = spec.sources[key]
+    return cited
+
+
+def describe_changes(spec: ProtocolSpec, before: Evaluation, after: Evaluation) -> list[str]:
+    """What a save changed, in words: "Bone marrow biopsy is now suggested (R12)."""
+    messages = []
+    for step in spec.steps:
+        old, new = before.steps[step.code], after.steps[step.code]
+        if new.state == engine.SUGGESTED:
+            new_codes = [o.code for o in new.suggest_reasons]
+            old_codes = (
+                [o.code for o in old.suggest_reasons] if old.state == engine.SUGGESTED else []
+            )
+            if new_codes != old_codes:
+                verb = "is now suggested" if old.state != engine.SUGGESTED else "is suggested"
+                messages.append(f"{step.title} {verb}: {', '.join(new_codes)}.")
+        elif old.state == engine.SUGGESTED and new.state != engine.DONE:
+            label = STATE_DISPLAY[new.state][0].lower()
+            why = [o.code for o in new.not_indicated_reasons]
+            suffix = f": {', '.join(why)}" if why and new.state == engine.NOT_INDICATED else ""
+            messages.append(f"{step.title} is no longer suggested ({label}{suffix}).")
+    return messages

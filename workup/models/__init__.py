@@ -1,0 +1,31 @@
+"""Models: the protocol (versioned checklist content) and the clinical records."""
+
+from .clinical import Membership, Patient, Site, StepMark, StepRecord, Workup, WorkupSuggestion
+from .protocol import (
+    Calculation,
+    CriterionItem,
+    Disagreement,
+    FieldDefinition,
+    Protocol,
+    ProtocolSource,
+    Rule,
+    StepDefinition,
+)
+
+__all__ = [
+    "Calculation",
+    "CriterionItem",
+    "Disagreement",
+    "FieldDefinition",
+    "Membership",
+    "Patient",
+    "Protocol",
+    "ProtocolSource",
+    "Rule",
+    "Site",
+    "StepDefinition",
+    "StepMark",
+    "StepRecord",
+    "Workup",
+    "WorkupSuggestion",
+]

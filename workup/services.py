@@ -1,0 +1,243 @@
+"""The writes: open a workup, record a step, mark a step; and the snapshot.
+
+Every function is keyword-only and atomic. Writes to a workup check its
+version (optimistic locking) so that two clinicians cannot silently overwrite
+each other, and refresh the workup's snapshot so lists never evaluate rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import checklist as checklist_builder
+from .engine import Evaluation, PatientInput, RecordInput, build_facts, evaluate
+from .models import Patient, Protocol, StepMark, StepRecord, Workup, WorkupSuggestion
+from .protocol_cache import get_spec
+from .spec import ProtocolSpec
+
+DEFAULT_PROTOCOL_CODE = "mastocytosis"
+
+
+class WorkupConflict(Exception):
+    """The workup changed since the user loaded it; nothing was saved."""
+
+
+class NoPublishedProtocol(Exception):
+    pass
+
+
+@dataclass
+class WorkupState:
+    """Everything the checklist needs about one workup, loaded in a bounded number of queries."""
+
+    workup: Workup
+    spec: ProtocolSpec
+    records: list[StepRecord]
+    marks: list[StepMark]
+    evaluation: Evaluation
+
+    def checklist(self) -> checklist_builder.Checklist:
+        return checklist_builder.build_checklist(
+            self.spec,
+            self.evaluation,
+            [record_view(r) for r in self.records],
+            {m.step.code: mark_view(m) for m in self.marks},
+        )
+
+
+def _user_name(user) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def record_view(record: StepRecord) -> checklist_builder.RecordView:
+    return checklist_builder.RecordView(
+        id=record.pk,
+        step_code=record.step.code,
+        values=record.values,
+        performed_on=record.performed_on,
+        note=record.note,
+        recorded_by=_user_name(record.recorded_by),
+        recorded_at=record.recorded_at,
+    )
+
+
+def mark_view(mark: StepMark) -> checklist_builder.MarkView:
+    return checklist_builder.MarkView(
+        status=mark.status, reason=mark.reason, set_by=_user_name(mark.set_by), set_at=mark.set_at
+    )
+
+
+def patient_input(workup: Workup, on: date | None = None) -> PatientInput:
+    patient = workup.patient
+    return PatientInput(
+        age_years=patient.age_years_on(on or timezone.localdate()),
+        sex=patient.sex,
+        adult_pathway=workup.adult_pathway,
+    )
+
+
+def evaluate_records(
+    spec: ProtocolSpec, workup: Workup, records: list[StepRecord], marks: list[StepMark]
+) -> Evaluation:
+    facts = build_facts(
+        spec,
+        patient=patient_input(workup),
+        records=[
+            RecordInput(r.step.code, r.values, r.performed_on, sequence=r.pk or 0) for r in records
+        ],
+    )
+    return evaluate(spec, facts, marks={m.step.code: m.status for m in marks})
+
+
+def load_state(workup: Workup) -> WorkupState:
+    """Two queries (records, marks) plus the protocol, which is cached once published."""
+    spec = get_spec(workup.protocol)
+    records = list(
+        workup.records.select_related("step", "recorded_by").order_by(
+            "performed_on", "recorded_at", "id"
+        )
+    )
+    marks = list(workup.marks.select_related("step", "set_by"))
+    return WorkupState(workup, spec, records, marks, evaluate_records(spec, workup, records, marks))
+
+
+def current_protocol(code: str = DEFAULT_PROTOCOL_CODE) -> Protocol:
+    protocol = (
+        Protocol.objects.filter(code=code, status=Protocol.Status.PUBLISHED)
+        .order_by("-version")
+        .first()
+    )
+    if protocol is None:
+        raise NoPublishedProtocol(f"No published version of protocol '{code}'.")
+    return protocol
+
+
+@transaction.atomic
+def open_workup(*, patient: Patient, user, protocol: Protocol | None = None) -> Workup:
+    """The patient's open workup, or a new one pinned to the current published protocol."""
+    existing = patient.workups.filter(status=Workup.Status.OPEN).order_by("-opened_at").first()
+    if existing:
+        return existing
+    workup = Workup.objects.create(
+        patient=patient,
+        protocol=protocol or current_protocol(),
+        opened_by=user,
+        last_change_at=timezone.now(),
+        last_change_by=user,
+    )
+    refresh_snapshot(workup)
+    return workup
+
+
+def _claim_version(workup: Workup, expected_version: int | None, user) -> None:
+    """Bump the version if nobody else did since `expected_version`; else refuse."""
+    queryset = Workup.objects.filter(pk=workup.pk)
+    if expected_version is not None:
+        queryset = queryset.filter(version=expected_version)
+    now = timezone.now()
+    updated = queryset.update(version=F("version") + 1, last_change_at=now, last_change_by=user)
+    if not updated:
+        raise WorkupConflict(
+            "Someone else changed this workup after you opened the form. "
+            "Nothing was saved; review the checklist and enter your change again."
+        )
+    workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by"])
+
+
+@dataclass
+class SaveResult:
+    changes: list[str]
+    state: WorkupState
+
+
+@transaction.atomic
+def record_step(
+    *,
+    workup: Workup,
+    step_code: str,
+    values: dict[str, Any],
+    performed_on: date,
+    note: str,
+    user,
+    expected_version: int | None,
+    record: StepRecord | None = None,
+) -> SaveResult:
+    """Save a step's result (new, or an edit of `record`) and re-evaluate the checklist."""
+    before = load_state(workup)
+    _claim_version(workup, expected_version, user)
+    step = workup.protocol.stepdefinition_set.get(code=step_code)
+    if record is None:
+        record = StepRecord(workup=workup, step=step, recorded_by=user)
+    record.values = values
+    record.performed_on = performed_on
+    record.note = note
+    record.save()
+    # A result supersedes an "ordered" (or any other) mark on the step.
+    for mark in workup.marks.filter(step=step):
+        mark.delete()
+    return _finish(workup, before)
+
+
+@transaction.atomic
+def set_mark(
+    *, workup: Workup, step_code: str, status: str, reason: str, user, expected_version: int | None
+) -> SaveResult:
+    before = load_state(workup)
+    _claim_version(workup, expected_version, user)
+    step = workup.protocol.stepdefinition_set.get(code=step_code)
+    mark = workup.marks.filter(step=step).first() or StepMark(workup=workup, step=step)
+    mark.status = status
+    mark.reason = reason
+    mark.set_by = user
+    mark.save()
+    return _finish(workup, before)
+
+
+@transaction.atomic
+def clear_mark(*, workup: Workup, step_code: str, user, expected_version: int | None) -> SaveResult:
+    before = load_state(workup)
+    _claim_version(workup, expected_version, user)
+    for mark in workup.marks.filter(step__code=step_code):
+        mark.delete()
+    return _finish(workup, before)
+
+
+def _finish(workup: Workup, before: WorkupState) -> SaveResult:
+    after = refresh_snapshot(workup)
+    changes = checklist_builder.describe_changes(after.spec, before.evaluation, after.evaluation)
+    return SaveResult(changes=changes, state=after)
+
+
+def refresh_snapshot(workup: Workup) -> WorkupState:
+    """Store progress and suggested steps on the workup, for lists that must not evaluate rules."""
+    state = load_state(workup)
+    checklist = state.checklist()
+    suggested = [item.code for item in checklist.suggested]
+    Workup.objects.filter(pk=workup.pk).update(
+        progress_done=checklist.progress_done,
+        progress_applicable=checklist.progress_applicable,
+        suggested_steps=suggested,
+    )
+    workup.progress_done = checklist.progress_done
+    workup.progress_applicable = checklist.progress_applicable
+    workup.suggested_steps = suggested
+    WorkupSuggestion.objects.filter(workup=workup).exclude(step_code__in=suggested).delete()
+    existing = set(
+        WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", flat=True)
+    )
+    WorkupSuggestion.objects.bulk_create(
+        [
+            WorkupSuggestion(workup=workup, step_code=code)
+            for code in suggested
+            if code not in existing
+        ]
+    )
+    return state

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.worklist, name="worklist"),
+    path("search/", views.worklist_search, name="worklist_search"),
+    path("healthz", views.healthz, name="healthz"),
+    path("patients/new/", views.patient_new, name="patient_new"),
+    path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),
+    path("workups/<int:workup_id>/", views.checklist, name="checklist"),
+    path("workups/<int:workup_id>/steps/<slug:step_code>/", views.step_form, name="step_form"),
+    path("workups/<int:workup_id>/steps/<slug:step_code>/mark/", views.step_mark, name="step_mark"),
+    path(
+        "workups/<int:workup_id>/steps/<slug:step_code>/unmark/",
+        views.step_unmark,
+        name="step_unmark",
+    ),
+]

@@ -1,0 +1,301 @@
+"""Thin views: fetch through access helpers, call services, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import services
+from .access import (
+    can_write,
+    get_patient_for_user,
+    get_workup_for_user,
+    patients_for_user,
+    require_write,
+    sites_for_user,
+    writable_sites_for_user,
+)
+from .checklist import record_values
+from .forms import MarkForm, PatientForm, SearchForm, StepForm
+from .models import Workup
+
+SEARCH_SESSION_KEY = "worklist_search"
+
+
+@login_not_required
+@require_GET
+@never_cache
+def healthz(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
+        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@require_GET
+def worklist(request):
+    # The search term lives in the session, not in the URL: patient identifiers
+    # never appear in query strings (and so never in proxy or server logs).
+    search = request.session.get(SEARCH_SESSION_KEY, "")
+    step_filter = request.GET.get("step", "")
+    patients = patients_for_user(request.user).select_related("site")
+    if search:
+        patients = (
+            patients.filter(mrn__istartswith=search)
+            | patients.filter(family_name__istartswith=search)
+            | patients.filter(given_name__istartswith=search)
+        )
+    if step_filter:
+        patients = patients.filter(
+            workups__status=Workup.Status.OPEN, workups__suggestions__step_code=step_filter
+        )
+    patients = patients.distinct().order_by("family_name", "given_name", "id")
+    page = Paginator(patients, request_page_size(request)).get_page(request.GET.get("page"))
+    workups = {
+        w.patient_id: w
+        for w in Workup.objects.filter(
+            patient_id__in=[p.pk for p in page.object_list], status=Workup.Status.OPEN
+        ).order_by("opened_at")
+    }
+    rows = [(patient, workups.get(patient.pk)) for patient in page.object_list]
+    return render(
+        request,
+        "workup/worklist.html",
+        {
+            "page": page,
+            "rows": rows,
+            "search_form": SearchForm(initial={"q": search}),
+            "search": search,
+            "step_filter": step_filter,
+            "step_choices": _step_choices(),
+            "can_create": writable_sites_for_user(request.user).exists(),
+        },
+    )
+
+
+def request_page_size(request) -> int:
+    from django.conf import settings
+
+    return settings.WORKLIST_PAGE_SIZE
+
+
+def _step_choices():
+    try:
+        spec = services.get_spec(services.current_protocol())
+    except services.NoPublishedProtocol:
+        return []
+    return [(step.code, step.title) for step in spec.steps]
+
+
+@require_POST
+def worklist_search(request):
+    form = SearchForm(request.POST)
+    term = form.cleaned_data["q"].strip() if form.is_valid() else ""
+    if "clear" in request.POST or not term:
+        request.session.pop(SEARCH_SESSION_KEY, None)
+    else:
+        request.session[SEARCH_SESSION_KEY] = term
+    return redirect("worklist")
+
+
+@require_http_methods(["GET", "POST"])
+def patient_new(request):
+    sites = writable_sites_for_user(request.user)
+    if not sites.exists():
+        from django.core.exceptions import PermissionDenied
+
+        raise PermissionDenied("You have no site where you may add patients.")
+    form = PatientForm(request.POST or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        patient = form.save(commit=False)
+        patient.created_by = request.user
+        patient.save()
+        messages.success(request, f"Patient {patient} added.")
+        return redirect("patient_detail", patient_id=patient.pk)
+    return render(request, "workup/patient_form.html", {"form": form, "patient": None})
+
+
+@require_http_methods(["GET", "POST"])
+def patient_detail(request, patient_id: int):
+    patient = get_patient_for_user(request.user, patient_id)
+    writable = can_write(request.user, patient.site)
+    if request.method == "POST":
+        require_write(request.user, patient.site)
+    form = PatientForm(
+        request.POST or None,
+        instance=patient,
+        sites=writable_sites_for_user(request.user) if writable else sites_for_user(request.user),
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Patient details saved.")
+        return redirect("patient_detail", patient_id=patient.pk)
+    if not writable:
+        for field in form.fields.values():
+            field.disabled = True
+        form.helper.inputs = []
+        form.helper.layout.fields.pop()
+    workups = patient.workups.select_related("protocol").order_by("-opened_at")
+    return render(
+        request,
+        "workup/patient_detail.html",
+        {"form": form, "patient": patient, "workups": workups, "can_write": writable},
+    )
+
+
+@require_POST
+def workup_open(request, patient_id: int):
+    patient = get_patient_for_user(request.user, patient_id)
+    require_write(request.user, patient.site)
+    try:
+        workup = services.open_workup(patient=patient, user=request.user)
+    except services.NoPublishedProtocol as exc:
+        messages.error(request, str(exc))
+        return redirect("patient_detail", patient_id=patient.pk)
+    return redirect("checklist", workup_id=workup.pk)
+
+
+@require_GET
+def checklist(request, workup_id: int):
+    workup = get_workup_for_user(request.user, workup_id)
+    state = services.load_state(workup)
+    return render(
+        request,
+        "workup/checklist.html",
+        {
+            "workup": workup,
+            "patient": workup.patient,
+            "checklist": state.checklist(),
+            "can_write": can_write(request.user, workup.patient.site),
+            "mark_form": MarkForm(initial={"workup_version": workup.version}),
+        },
+    )
+
+
+def _spec_step(state_or_spec, step_code: str):
+    spec = getattr(state_or_spec, "spec", state_or_spec)
+    try:
+        return spec.step(step_code)
+    except KeyError:
+        raise Http404("No such step in this protocol.") from None
+
+
+def _announce(request, step_title: str, result: services.SaveResult) -> None:
+    messages.success(request, f"{step_title}: saved.")
+    for change in result.changes:
+        messages.info(request, change)
+
+
+@require_http_methods(["GET", "POST"])
+def step_form(request, workup_id: int, step_code: str):
+    workup = get_workup_for_user(request.user, workup_id)
+    state = services.load_state(workup)
+    step = _spec_step(state, step_code)
+    writable = can_write(request.user, workup.patient.site)
+    records = [r for r in state.records if r.step.code == step.code]
+    # A step recorded once is edited in place; a repeatable one gains a new record.
+    editing = None if step.repeatable or not records else records[-1]
+    if request.method == "POST":
+        require_write(request.user, workup.patient.site)
+        form = StepForm(request.POST, step=step)
+        if form.is_valid():
+            try:
+                result = services.record_step(
+                    workup=workup,
+                    step_code=step.code,
+                    values=form.stored_values(),
+                    performed_on=form.cleaned_data["performed_on"],
+                    note=form.cleaned_data["note"],
+                    user=request.user,
+                    expected_version=form.cleaned_data["workup_version"],
+                    record=editing,
+                )
+            except services.WorkupConflict as conflict:
+                form.add_error(None, str(conflict))
+            else:
+                _announce(request, step.title, result)
+                return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
+    else:
+        initial = {"workup_version": workup.version}
+        if editing:
+            initial.update(StepForm.initial_from(step, editing.values))
+            initial.update(performed_on=editing.performed_on, note=editing.note)
+        form = StepForm(initial=initial, step=step)
+    checklist = state.checklist()
+    item = next(i for i in checklist.items if i.code == step.code)
+    record_rows = [
+        {"record": r, "values": record_values(step, r.values)} for r in reversed(item.records)
+    ]
+    return render(
+        request,
+        "workup/step_form.html",
+        {
+            "workup": workup,
+            "patient": workup.patient,
+            "step": step,
+            "item": item,
+            "record_rows": record_rows,
+            "form": form,
+            "editing": editing,
+            "can_write": writable,
+            "mark_form": MarkForm(initial={"workup_version": workup.version}),
+        },
+        status=200 if request.method == "GET" or not form.errors else 400,
+    )
+
+
+@require_POST
+def step_mark(request, workup_id: int, step_code: str):
+    workup = get_workup_for_user(request.user, workup_id)
+    require_write(request.user, workup.patient.site)
+    step = _spec_step(services.get_spec(workup.protocol), step_code)
+    form = MarkForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            for error in errors:
+                messages.error(request, f"{step.title}: {error}" if field != "__all__" else error)
+        return redirect(reverse("step_form", args=[workup.pk, step.code]) + "#mark")
+    try:
+        result = services.set_mark(
+            workup=workup,
+            step_code=step.code,
+            status=form.cleaned_data["status"],
+            reason=form.cleaned_data["reason"].strip(),
+            user=request.user,
+            expected_version=form.cleaned_data["workup_version"],
+        )
+    except services.WorkupConflict as conflict:
+        messages.error(request, str(conflict))
+        return redirect("checklist", workup_id=workup.pk)
+    _announce(request, step.title, result)
+    return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
+
+
+@require_POST
+def step_unmark(request, workup_id: int, step_code: str):
+    workup = get_workup_for_user(request.user, workup_id)
+    require_write(request.user, workup.patient.site)
+    step = _spec_step(services.get_spec(workup.protocol), step_code)
+    try:
+        version = int(request.POST.get("workup_version", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Missing workup version.")
+    try:
+        result = services.clear_mark(
+            workup=workup, step_code=step.code, user=request.user, expected_version=version
+        )
+    except services.WorkupConflict as conflict:
+        messages.error(request, str(conflict))
+        return redirect("checklist", workup_id=workup.pk)
+    _announce(request, step.title, result)
+    return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
