@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Fieldset, Layout, Submit
+from crispy_forms.layout import Div, Field, Layout, Submit
 from django import forms
 from django.utils import timezone
 
@@ -156,7 +156,7 @@ class StepForm(WorkupVersionMixin):
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
-            Fieldset(step.title, *[Field(f.code) for f in step.entry_fields]),
+            *[Field(f.code) for f in step.entry_fields],
             Div(Field("performed_on"), Field("note")),
             Field("workup_version"),
         )
@@ -188,6 +188,17 @@ class MarkForm(WorkupVersionMixin):
             and not (cleaned.get("reason") or "").strip()
         ):
             self.add_error("reason", "Give the reason: it is shown on the checklist and the print.")
+        return cleaned
+
+
+class AdultPathwayForm(WorkupVersionMixin):
+    enabled = forms.BooleanField(required=False)
+    reason = forms.CharField(required=False, max_length=TEXT_MAX_LENGTH)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("enabled") and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "Give the reason (e.g. post-pubertal adolescent).")
         return cleaned
 
 

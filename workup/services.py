@@ -210,6 +210,19 @@ def clear_mark(*, workup: Workup, step_code: str, user, expected_version: int | 
     return _finish(workup, before)
 
 
+@transaction.atomic
+def set_adult_pathway(
+    *, workup: Workup, enabled: bool, reason: str, user, expected_version: int | None
+) -> SaveResult:
+    """D14: the clinician moves a post-pubertal adolescent to the adult pathway, or back."""
+    before = load_state(workup)
+    _claim_version(workup, expected_version, user)
+    workup.adult_pathway = enabled
+    workup.adult_pathway_reason = reason if enabled else ""
+    workup.save(update_fields=["adult_pathway", "adult_pathway_reason"])
+    return _finish(workup, before)
+
+
 def _finish(workup: Workup, before: WorkupState) -> SaveResult:
     after = refresh_snapshot(workup)
     changes = checklist_builder.describe_changes(after.spec, before.evaluation, after.evaluation)

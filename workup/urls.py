@@ -10,6 +10,7 @@ urlpatterns = [
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),
     path("workups/<int:workup_id>/", views.checklist, name="checklist"),
+    path("workups/<int:workup_id>/adult-pathway/", views.adult_pathway, name="adult_pathway"),
     path("workups/<int:workup_id>/steps/<slug:step_code>/", views.step_form, name="step_form"),
     path("workups/<int:workup_id>/steps/<slug:step_code>/mark/", views.step_mark, name="step_mark"),
     path(

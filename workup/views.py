@@ -9,6 +9,7 @@ from django.db import connection
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -23,10 +24,13 @@ from .access import (
     writable_sites_for_user,
 )
 from .checklist import record_values
-from .forms import MarkForm, PatientForm, SearchForm, StepForm
+from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
 from .models import Workup
 
 SEARCH_SESSION_KEY = "worklist_search"
+# Only decides whether to offer the adult-pathway override (D14); the rules use
+# the protocol's own definition of adult.
+ADULT_AGE_YEARS = 18
 
 
 @login_not_required
@@ -67,7 +71,12 @@ def worklist(request):
             patient_id__in=[p.pk for p in page.object_list], status=Workup.Status.OPEN
         ).order_by("opened_at")
     }
-    rows = [(patient, workups.get(patient.pk)) for patient in page.object_list]
+    titles = dict(_step_choices())
+    rows = []
+    for patient in page.object_list:
+        workup = workups.get(patient.pk)
+        suggested = [titles.get(code, code) for code in workup.suggested_steps] if workup else []
+        rows.append((patient, workup, suggested))
     return render(
         request,
         "workup/worklist.html",
@@ -165,6 +174,32 @@ def workup_open(request, patient_id: int):
     return redirect("checklist", workup_id=workup.pk)
 
 
+@require_POST
+def adult_pathway(request, workup_id: int):
+    """D14: move a post-pubertal adolescent to the adult pathway (or back), with a reason."""
+    workup = get_workup_for_user(request.user, workup_id)
+    require_write(request.user, workup.patient.site)
+    form = AdultPathwayForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Adult pathway: {error}")
+        return redirect(reverse("checklist", args=[workup.pk]) + "#adult-pathway")
+    try:
+        result = services.set_adult_pathway(
+            workup=workup,
+            enabled=form.cleaned_data["enabled"],
+            reason=form.cleaned_data["reason"].strip(),
+            user=request.user,
+            expected_version=form.cleaned_data["workup_version"],
+        )
+    except services.WorkupConflict as conflict:
+        messages.error(request, str(conflict))
+        return redirect("checklist", workup_id=workup.pk)
+    _announce(request, "Adult pathway", result)
+    return redirect("checklist", workup_id=workup.pk)
+
+
 @require_GET
 def checklist(request, workup_id: int):
     workup = get_workup_for_user(request.user, workup_id)
@@ -177,7 +212,8 @@ def checklist(request, workup_id: int):
             "patient": workup.patient,
             "checklist": state.checklist(),
             "can_write": can_write(request.user, workup.patient.site),
-            "mark_form": MarkForm(initial={"workup_version": workup.version}),
+            "is_child": state.evaluation.facts["patient"]["age_years"] is not None
+            and state.evaluation.facts["patient"]["age_years"] < ADULT_AGE_YEARS,
         },
     )
 
@@ -226,7 +262,7 @@ def step_form(request, workup_id: int, step_code: str):
                 _announce(request, step.title, result)
                 return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
     else:
-        initial = {"workup_version": workup.version}
+        initial = {"workup_version": workup.version, "performed_on": timezone.localdate()}
         if editing:
             initial.update(StepForm.initial_from(step, editing.values))
             initial.update(performed_on=editing.performed_on, note=editing.note)

@@ -88,6 +88,16 @@ class Patient(models.Model):
     def __str__(self) -> str:
         return f"{self.family_name}, {self.given_name} ({self.mrn})"
 
+    @property
+    def age_text(self) -> str:
+        """Age today as a clinician writes it: months for infants, else whole years."""
+        from django.utils import timezone
+
+        age = self.age_years_on(timezone.localdate())
+        if age < 2:
+            return f"{int(age * 12)} months"
+        return f"{int(age)} years"
+
     def age_years_on(self, on: date) -> float:
         """Age in years as a decimal number (infants are fractional), on a given day."""
         whole_years = on.year - self.birth_date.year
