@@ -1,5 +1,6 @@
 """Models: the protocol (versioned checklist content) and the clinical records."""
 
+from .audit import AuditEvent
 from .clinical import Membership, Patient, Site, StepMark, StepRecord, Workup, WorkupSuggestion
 from .protocol import (
     Calculation,
@@ -13,6 +14,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "AuditEvent",
     "Calculation",
     "CriterionItem",
     "Disagreement",
