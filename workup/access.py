@@ -8,9 +8,10 @@ to write gets a 403.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 
-from .models import Membership, Patient, Site, Workup
+from .audit import record_event
+from .models import AuditEvent, Membership, Patient, Site, Workup
 
 
 def sites_for_user(user):
@@ -38,13 +39,35 @@ def workups_for_user(user):
 
 
 def get_patient_for_user(user, patient_id: int) -> Patient:
-    return get_object_or_404(patients_for_user(user).select_related("site"), pk=patient_id)
+    patient = patients_for_user(user).select_related("site").filter(pk=patient_id).first()
+    if patient is None:
+        _not_found(user, Patient, patient_id)
+    return patient
 
 
 def get_workup_for_user(user, workup_id: int) -> Workup:
-    return get_object_or_404(
-        workups_for_user(user).select_related("patient__site", "protocol"), pk=workup_id
+    workup = (
+        workups_for_user(user)
+        .select_related("patient__site", "protocol")
+        .filter(pk=workup_id)
+        .first()
     )
+    if workup is None:
+        _not_found(user, Workup, workup_id)
+    return workup
+
+
+def _not_found(user, model, object_id: int):
+    """404 either way; an attempt on another site's existing object is audited as denied."""
+    if model.objects.filter(pk=object_id).exists():
+        record_event(
+            user=user,
+            action=AuditEvent.Action.DENIED,
+            object_type=model._meta.label_lower,
+            object_id=object_id,
+            summary=f"Denied: {model._meta.verbose_name} {object_id} is outside the user's sites",
+        )
+    raise Http404(f"No {model._meta.verbose_name} found.")
 
 
 def can_write(user, site: Site) -> bool:
@@ -55,4 +78,11 @@ def can_write(user, site: Site) -> bool:
 
 def require_write(user, site: Site) -> None:
     if not can_write(user, site):
+        record_event(
+            user=user,
+            action=AuditEvent.Action.DENIED,
+            object_type="workup.site",
+            object_id=site.pk,
+            summary=f"Denied: write at {site} with a read-only role",
+        )
         raise PermissionDenied("Your role at this site is read-only.")

@@ -125,7 +125,11 @@ def to_initial(spec: FieldSpec, value: Any) -> Any:
 
 
 class WorkupVersionMixin(forms.Form):
+    """The version token of the workup when the form was shown (optimistic locking)."""
+
     workup_version = forms.IntegerField(widget=forms.HiddenInput)
+    # When the form was shown (epoch seconds): a conflict page lists what changed since.
+    loaded_at = forms.FloatField(widget=forms.HiddenInput, required=False)
 
 
 class StepForm(WorkupVersionMixin):
@@ -147,9 +151,10 @@ class StepForm(WorkupVersionMixin):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
-    def __init__(self, *args, step: StepSpec, **kwargs):
+    def __init__(self, *args, step: StepSpec, birth_date=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.step = step
+        self.birth_date = birth_date
         for spec in step.entry_fields:
             self.fields[spec.code] = build_form_field(spec)
         self.order_fields([f.code for f in step.entry_fields] + ["performed_on", "note"])
@@ -159,7 +164,16 @@ class StepForm(WorkupVersionMixin):
             *[Field(f.code) for f in step.entry_fields],
             Div(Field("performed_on"), Field("note")),
             Field("workup_version"),
+            Field("loaded_at"),
         )
+
+    def clean_performed_on(self):
+        performed_on = self.cleaned_data["performed_on"]
+        if self.birth_date and performed_on < self.birth_date:
+            raise forms.ValidationError(
+                "This date is before the patient's birth date. Enter the date it was done."
+            )
+        return performed_on
 
     def stored_values(self) -> dict[str, Any]:
         values = {}
@@ -227,6 +241,17 @@ class PatientForm(forms.ModelForm):
 
     def clean_mrn(self):
         return self.cleaned_data["mrn"].strip()
+
+    def clean(self):
+        cleaned = super().clean()
+        site, mrn = cleaned.get("site"), cleaned.get("mrn")
+        if site and mrn:
+            duplicates = Patient.objects.filter(site=site, mrn__iexact=mrn)
+            if self.instance.pk:
+                duplicates = duplicates.exclude(pk=self.instance.pk)
+            if duplicates.exists():
+                self.add_error("mrn", f"A patient with MRN {mrn} already exists at {site}.")
+        return cleaned
 
     def clean_birth_date(self):
         birth_date = self.cleaned_data["birth_date"]

@@ -126,15 +126,27 @@ def open_workup(*, patient: Patient, user, protocol: Protocol | None = None) -> 
     existing = patient.workups.filter(status=Workup.Status.OPEN).order_by("-opened_at").first()
     if existing:
         return existing
-    workup = Workup.objects.create(
+    workup = Workup(
         patient=patient,
         protocol=protocol or current_protocol(),
         opened_by=user,
         last_change_at=timezone.now(),
         last_change_by=user,
     )
+    _save_as(workup, user)
     refresh_snapshot(workup)
     return workup
+
+
+def _save_as(instance, user) -> None:
+    """Save, naming the user in the history (and so in the audit trail) outside a request too."""
+    instance._history_user = user
+    instance.save()
+
+
+def _delete_as(instance, user) -> None:
+    instance._history_user = user
+    instance.delete()
 
 
 def _claim_version(workup: Workup, expected_version: int | None, user) -> None:
@@ -179,10 +191,10 @@ def record_step(
     record.values = values
     record.performed_on = performed_on
     record.note = note
-    record.save()
+    _save_as(record, user)
     # A result supersedes an "ordered" (or any other) mark on the step.
     for mark in workup.marks.filter(step=step):
-        mark.delete()
+        _delete_as(mark, user)
     return _finish(workup, before)
 
 
@@ -197,7 +209,7 @@ def set_mark(
     mark.status = status
     mark.reason = reason
     mark.set_by = user
-    mark.save()
+    _save_as(mark, user)
     return _finish(workup, before)
 
 
@@ -206,7 +218,7 @@ def clear_mark(*, workup: Workup, step_code: str, user, expected_version: int | 
     before = load_state(workup)
     _claim_version(workup, expected_version, user)
     for mark in workup.marks.filter(step__code=step_code):
-        mark.delete()
+        _delete_as(mark, user)
     return _finish(workup, before)
 
 
@@ -219,6 +231,7 @@ def set_adult_pathway(
     _claim_version(workup, expected_version, user)
     workup.adult_pathway = enabled
     workup.adult_pathway_reason = reason if enabled else ""
+    workup._history_user = user
     workup.save(update_fields=["adult_pathway", "adult_pathway_reason"])
     return _finish(workup, before)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_audit
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -10,6 +10,9 @@ urlpatterns = [
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),
     path("workups/<int:workup_id>/", views.checklist, name="checklist"),
+    path("workups/<int:workup_id>/history/", views_audit.workup_history, name="workup_history"),
+    path("audit/", views_audit.audit_report, name="audit_report"),
+    path("audit/export.csv", views_audit.audit_report_csv, name="audit_report_csv"),
     path("workups/<int:workup_id>/adult-pathway/", views.adult_pathway, name="adult_pathway"),
     path("workups/<int:workup_id>/steps/<slug:step_code>/", views.step_form, name="step_form"),
     path("workups/<int:workup_id>/steps/<slug:step_code>/mark/", views.step_mark, name="step_mark"),

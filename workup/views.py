@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
@@ -13,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
+from . import audit, services
 from .access import (
     can_write,
     get_patient_for_user,
@@ -25,7 +27,8 @@ from .access import (
 )
 from .checklist import record_values
 from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
-from .models import Workup
+from .models import AuditEvent, Workup
+from .views_audit import changes_since
 
 SEARCH_SESSION_KEY = "worklist_search"
 # Only decides whether to offer the adult-pathway override (D14); the rules use
@@ -155,6 +158,8 @@ def patient_detail(request, patient_id: int):
         form.helper.inputs = []
         form.helper.layout.fields.pop()
     workups = patient.workups.select_related("protocol").order_by("-opened_at")
+    if request.method == "GET":
+        audit.record_access(request, AuditEvent.Action.VIEW, patient=patient)
     return render(
         request,
         "workup/patient_detail.html",
@@ -204,6 +209,7 @@ def adult_pathway(request, workup_id: int):
 def checklist(request, workup_id: int):
     workup = get_workup_for_user(request.user, workup_id)
     state = services.load_state(workup)
+    audit.record_access(request, AuditEvent.Action.VIEW, workup)
     return render(
         request,
         "workup/checklist.html",
@@ -232,41 +238,76 @@ def _announce(request, step_title: str, result: services.SaveResult) -> None:
         messages.info(request, change)
 
 
+def _editable_record(step, state: services.WorkupState):
+    """A step recorded once is edited in place; a repeatable one gains a new record."""
+    records = [r for r in state.records if r.step.code == step.code]
+    return None if step.repeatable or not records else records[-1]
+
+
 @require_http_methods(["GET", "POST"])
 def step_form(request, workup_id: int, step_code: str):
     workup = get_workup_for_user(request.user, workup_id)
     state = services.load_state(workup)
     step = _spec_step(state, step_code)
-    writable = can_write(request.user, workup.patient.site)
-    records = [r for r in state.records if r.step.code == step.code]
-    # A step recorded once is edited in place; a repeatable one gains a new record.
-    editing = None if step.repeatable or not records else records[-1]
-    if request.method == "POST":
-        require_write(request.user, workup.patient.site)
-        form = StepForm(request.POST, step=step)
-        if form.is_valid():
-            try:
-                result = services.record_step(
-                    workup=workup,
-                    step_code=step.code,
-                    values=form.stored_values(),
-                    performed_on=form.cleaned_data["performed_on"],
-                    note=form.cleaned_data["note"],
-                    user=request.user,
-                    expected_version=form.cleaned_data["workup_version"],
-                    record=editing,
-                )
-            except services.WorkupConflict as conflict:
-                form.add_error(None, str(conflict))
-            else:
-                _announce(request, step.title, result)
-                return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
-    else:
-        initial = {"workup_version": workup.version, "performed_on": timezone.localdate()}
+    editing = _editable_record(step, state)
+    if request.method == "GET":
+        initial = {
+            "workup_version": workup.version,
+            "loaded_at": time.time(),
+            "performed_on": timezone.localdate(),
+        }
         if editing:
             initial.update(StepForm.initial_from(step, editing.values))
             initial.update(performed_on=editing.performed_on, note=editing.note)
-        form = StepForm(initial=initial, step=step)
+        form = StepForm(initial=initial, step=step, birth_date=workup.patient.birth_date)
+        audit.record_access(request, AuditEvent.Action.VIEW, workup)
+        return _render_step_page(request, workup, state, step, form, editing)
+
+    require_write(request.user, workup.patient.site)
+    form = StepForm(request.POST, step=step, birth_date=workup.patient.birth_date)
+    if not form.is_valid():
+        return _render_step_page(request, workup, state, step, form, editing, status=400)
+    try:
+        result = services.record_step(
+            workup=workup,
+            step_code=step.code,
+            values=form.stored_values(),
+            performed_on=form.cleaned_data["performed_on"],
+            note=form.cleaned_data["note"],
+            user=request.user,
+            expected_version=form.cleaned_data["workup_version"],
+            record=editing,
+        )
+    except services.WorkupConflict:
+        return _step_conflict(request, workup, step, form)
+    _announce(request, step.title, result)
+    return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
+
+
+def _step_conflict(request, workup, step, refused_form):
+    """Someone saved first: show what they changed, keep what this user typed, save nothing."""
+    workup.refresh_from_db()
+    state = services.load_state(workup)
+    since = refused_form.cleaned_data.get("loaded_at")
+    other_changes = changes_since(workup, since, state.spec)
+    data = request.POST.copy()
+    # A fresh token: saving again now is a deliberate choice made after seeing the changes.
+    data["workup_version"] = str(workup.version)
+    data["loaded_at"] = str(time.time())
+    form = StepForm(data, step=step, birth_date=workup.patient.birth_date)
+    return _render_step_page(
+        request,
+        workup,
+        state,
+        step,
+        form,
+        _editable_record(step, state),
+        status=409,
+        conflict=other_changes,
+    )
+
+
+def _render_step_page(request, workup, state, step, form, editing, status=200, conflict=None):
     checklist = state.checklist()
     item = next(i for i in checklist.items if i.code == step.code)
     record_rows = [
@@ -283,10 +324,10 @@ def step_form(request, workup_id: int, step_code: str):
             "record_rows": record_rows,
             "form": form,
             "editing": editing,
-            "can_write": writable,
-            "mark_form": MarkForm(initial={"workup_version": workup.version}),
+            "can_write": can_write(request.user, workup.patient.site),
+            "conflict": conflict,
         },
-        status=200 if request.method == "GET" or not form.errors else 400,
+        status=status,
     )
 
 
