@@ -16,6 +16,12 @@ LOGOUT_REASON = "logout_reason"
 LAST_SEEN_RESOLUTION_SECONDS = 30
 
 
+def start_session_clock(session) -> None:
+    now = time.time()
+    session[LOGIN_AT] = now
+    session[LAST_SEEN] = now
+
+
 class SessionExpiryMiddleware:
     """Log out after SESSION_IDLE_TIMEOUT_MINUTES idle or SESSION_ABSOLUTE_TIMEOUT_HOURS in all.
 

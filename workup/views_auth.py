@@ -2,7 +2,7 @@
 
 from django.contrib.auth import views as auth_views
 
-from .middleware import LOGOUT_REASON
+from .middleware import LOGOUT_REASON, start_session_clock
 
 LOGOUT_MESSAGES = {
     "idle": "You were logged out after a period of inactivity. Please log in again.",
@@ -11,6 +11,12 @@ LOGOUT_MESSAGES = {
 
 
 class LoginView(auth_views.LoginView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The absolute session limit counts from the moment of login.
+        start_session_clock(self.request.session)
+        return response
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         reason = self.request.session.pop(LOGOUT_REASON, None)

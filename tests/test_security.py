@@ -1,0 +1,338 @@
+"""Authentication, sessions, headers, deployment checks and the audit trail."""
+
+import logging
+import os
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from workup import middleware
+from workup.models import AuditEvent, Patient
+
+from .conftest import ROOT, record
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "test-password-123"
+
+
+def login(client, user, password=PASSWORD):
+    return client.post(reverse("login"), {"username": user.username, "password": password})
+
+
+def test_ten_failures_lock_the_username_with_a_clear_429_page(clinician_a):
+    client = Client()
+    for _ in range(9):
+        assert login(client, clinician_a, "wrong").status_code == 200
+    assert login(client, clinician_a, "wrong").status_code == 429  # the tenth locks
+    response = login(client, clinician_a)  # even the right password is refused now
+    assert response.status_code == 429
+    assert "locked for 30 minutes" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_success_resets_the_failure_count(clinician_a):
+    client = Client()
+    for _ in range(9):
+        login(client, clinician_a, "wrong")
+    assert login(client, clinician_a).status_code == 302
+    client.logout()
+    for _ in range(9):
+        login(client, clinician_a, "wrong")
+    assert login(client, clinician_a).status_code == 302
+
+
+def test_the_session_key_rotates_at_login(clinician_a):
+    client = Client()
+    client.get(reverse("login"))
+    client.session.save()
+    before = client.session.session_key
+    login(client, clinician_a)
+    assert client.session.session_key != before
+
+
+def test_logout_ends_the_session_on_the_server(clinician_a):
+    client = Client()
+    login(client, clinician_a)
+    key = client.session.session_key
+    client.post(reverse("logout"))
+    assert not Session.objects.filter(session_key=key).exists()
+    assert client.get(reverse("worklist")).status_code == 302
+
+
+def test_a_disabled_user_is_signed_out_at_the_next_request(clinician_a):
+    client = Client()
+    login(client, clinician_a)
+    assert client.get(reverse("worklist")).status_code == 200
+    clinician_a.is_active = False
+    clinician_a.save()
+    response = client.get(reverse("worklist"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+class FrozenClock:
+    def __init__(self, monkeypatch, start=1_800_000_000.0):
+        self.now = start
+        monkeypatch.setattr(middleware.time, "time", lambda: self.now)
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+def test_an_idle_session_expires_and_the_login_page_says_why(monkeypatch, clinician_a, settings):
+    settings.SESSION_IDLE_TIMEOUT_MINUTES = 15
+    clock = FrozenClock(monkeypatch)
+    client = Client()
+    login(client, clinician_a)
+    assert client.get(reverse("worklist")).status_code == 200
+    clock.advance(14 * 60)
+    assert client.get(reverse("worklist")).status_code == 200  # activity keeps it alive
+    clock.advance(15 * 60 + 1)
+    response = client.get(reverse("worklist"), follow=True)
+    assert response.redirect_chain[0][0].startswith(reverse("login"))
+    assert "after a period of inactivity" in response.content.decode()
+
+
+def test_a_session_ends_after_the_absolute_limit_even_when_active(
+    monkeypatch, clinician_a, settings
+):
+    settings.SESSION_ABSOLUTE_TIMEOUT_HOURS = 12
+    clock = FrozenClock(monkeypatch)
+    client = Client()
+    login(client, clinician_a)
+    for _ in range(12 * 6 + 1):  # a request every 10 minutes, past 12 hours
+        clock.advance(10 * 60)
+        last = client.get(reverse("worklist"))
+    assert last.status_code == 302
+    response = client.get(reverse("worklist"), follow=True)
+    assert "maximum length" in response.content.decode()
+
+
+def test_deploy_check_passes_with_only_the_four_documented_variables(tmp_path):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DEBUG": "False",
+        "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-value-" + "y" * 20,
+        "ALLOWED_HOSTS": "workup.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pages_carry_the_security_headers(as_clinician_a, workup_a, settings):
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    response = as_clinician_a.get(reverse("checklist", args=[workup_a.pk]), secure=True)
+    csp = response["Content-Security-Policy"]
+    for directive in (
+        "default-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ):
+        assert directive in csp
+    assert "unsafe-inline" not in csp
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+    assert "max-age=31536000" in response["Strict-Transport-Security"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_not_found_and_server_error_pages_show_no_internals(as_clinician_a, rf):
+    response = as_clinician_a.get("/workups/999999/")
+    body = response.content.decode()
+    assert response.status_code == 404 and "Page not found" in body
+    assert "Traceback" not in body and "urlpatterns" not in body
+    from django.views.defaults import server_error
+
+    error = server_error(rf.get("/"))
+    assert error.status_code == 500 and b"Something went wrong" in error.content
+    assert b"Traceback" not in error.content
+
+
+@pytest.fixture
+def as_clinician_a(clinician_a):
+    client = Client()
+    client.force_login(clinician_a)
+    return client
+
+
+def events(**filters):
+    return list(
+        AuditEvent.objects.filter(**filters)
+        .order_by("id")
+        .values_list("action", "object_type", flat=False)
+    )
+
+
+def test_a_workflow_produces_exactly_the_expected_audit_rows(clinician_a, site_a, settings):
+    client = Client()
+    login(client, clinician_a, "wrong")
+    login(client, clinician_a)
+    start = AuditEvent.objects.count()
+    response = client.post(
+        reverse("patient_new"),
+        {
+            "site": site_a.pk,
+            "mrn": "AUD-1",
+            "family_name": "Audit",
+            "given_name": "Ann",
+            "birth_date": "1970-01-01",
+            "sex": "female",
+        },
+    )
+    patient = Patient.objects.get(mrn="AUD-1")
+    client.post(reverse("workup_open", args=[patient.pk]))
+    workup = patient.workups.get()
+    client.get(reverse("checklist", args=[workup.pk]))
+    client.post(
+        reverse("step_form", args=[workup.pk, "serum_tryptase"]),
+        {
+            "value_ng_ml": "25",
+            "is_baseline": "yes",
+            "performed_on": "2026-01-10",
+            "workup_version": workup.version + 0,
+        },
+    )
+    workup.refresh_from_db()
+    client.post(
+        reverse("step_mark", args=[workup.pk, "dexa"]),
+        {
+            "status": "not_indicated",
+            "reason": "Recent DEXA elsewhere",
+            "workup_version": workup.version,
+        },
+    )
+    client.post(reverse("logout"))
+    assert response.status_code == 302
+    actions = [(a, t) for a, t in events(id__gt=start)]
+    assert actions == [
+        ("create", "workup.patient"),
+        ("create", "workup.workup"),
+        ("view", "workup"),
+        ("create", "workup.steprecord"),
+        ("create", "workup.stepmark"),
+        ("logout", ""),
+    ]
+    failed = AuditEvent.objects.get(action="login_failed")
+    assert failed.username == clinician_a.username and failed.user is None
+    assert AuditEvent.objects.filter(action="login", user=clinician_a).count() == 1
+    created = AuditEvent.objects.get(object_type="workup.steprecord")
+    assert created.user == clinician_a and created.workup_id == workup.pk
+    assert created.changes["values"] == [None, {"value_ng_ml": 25.0, "is_baseline": True}]
+
+
+def test_an_update_records_the_values_before_and_after(clinician_a, workup_a):
+    record(workup_a, clinician_a, "history", {"anaphylaxis": False})
+    record_obj = workup_a.records.get()
+    from workup import services
+
+    workup_a.refresh_from_db()
+    services.record_step(
+        workup=workup_a,
+        step_code="history",
+        values={"anaphylaxis": True},
+        performed_on=record_obj.performed_on,
+        note="corrected",
+        user=clinician_a,
+        expected_version=workup_a.version,
+        record=record_obj,
+    )
+    update = AuditEvent.objects.filter(action="update", object_type="workup.steprecord").get()
+    assert update.changes["values"] == [{"anaphylaxis": False}, {"anaphylaxis": True}]
+    assert update.changes["note"] == ["", "corrected"]
+    assert update.username == clinician_a.username
+
+
+def test_verify_audit_passes_then_names_the_first_altered_row(clinician_a, workup_a):
+    record(workup_a, clinician_a, "history", {"anaphylaxis": False})
+    out = StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "intact" in out.getvalue()
+    target = AuditEvent.objects.order_by("id")[1]
+    AuditEvent.objects.filter(pk=target.pk).update(summary=target.summary + "!")
+    err = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_audit", stdout=StringIO(), stderr=err)
+    assert exit_info.value.code == 1
+    assert f"event {target.pk}" in err.getvalue()
+
+
+def test_audit_rows_cannot_be_changed_or_deleted_through_the_model(clinician_a, workup_a):
+    event = AuditEvent.objects.first()
+    with pytest.raises(ValueError):
+        event.save()
+    with pytest.raises(ValueError):
+        event.delete()
+
+
+def test_the_history_page_shows_old_and_new_values(as_clinician_a, clinician_a, workup_a):
+    record(workup_a, clinician_a, "serum_tryptase", {"value_ng_ml": 12.5, "is_baseline": True})
+    body = as_clinician_a.get(reverse("workup_history", args=[workup_a.pk])).content.decode()
+    assert "Created result: Baseline serum tryptase" in body
+    assert "12.5 ng/mL" in body
+
+
+def test_the_audit_report_is_for_administrators_only(as_clinician_a, admin_client):
+    assert as_clinician_a.get(reverse("audit_report")).status_code == 403
+    assert admin_client.get(reverse("audit_report")).status_code == 200
+    response = admin_client.get(reverse("audit_report_csv"), {"action": "login"})
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("id,at_utc,username,action")
+
+
+def test_the_logs_of_a_workflow_hold_no_identifiers_or_values(caplog, clinician_a, site_a):
+    caplog.set_level(logging.DEBUG)
+    client = Client()
+    login(client, clinician_a, "wrong")
+    login(client, clinician_a)
+    client.post(
+        reverse("patient_new"),
+        {
+            "site": site_a.pk,
+            "mrn": "LOGMRN77",
+            "family_name": "Zebulon",
+            "given_name": "Quentin",
+            "birth_date": "1970-01-01",
+            "sex": "male",
+        },
+    )
+    patient = Patient.objects.get(mrn="LOGMRN77")
+    client.post(reverse("workup_open", args=[patient.pk]))
+    workup = patient.workups.get()
+    client.post(
+        reverse("step_form", args=[workup.pk, "serum_tryptase"]),
+        {
+            "value_ng_ml": "4242.5",
+            "is_baseline": "yes",
+            "performed_on": "2026-01-10",
+            "workup_version": workup.version,
+        },
+    )  # out of range: a 400 that Django logs
+    client.post(
+        reverse("step_form", args=[workup.pk, "serum_tryptase"]),
+        {
+            "value_ng_ml": "1717.25",
+            "is_baseline": "yes",
+            "performed_on": "2026-01-10",
+            "workup_version": workup.version,
+        },
+    )
+    client.get(reverse("checklist", args=[workup.pk]))
+    logged = caplog.text
+    for secret in ("LOGMRN77", "Zebulon", "Quentin", "4242.5", "1717.25", PASSWORD, "wrong"):
+        assert secret not in logged
