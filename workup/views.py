@@ -27,7 +27,7 @@ from .access import (
 )
 from .checklist import record_values
 from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
-from .models import AuditEvent, Workup
+from .models import AuditEvent, StepMark, Workup
 from .views_audit import changes_since
 
 SEARCH_SESSION_KEY = "worklist_search"
@@ -134,7 +134,12 @@ def patient_new(request):
         patient.save()
         messages.success(request, f"Patient {patient} added.")
         return redirect("patient_detail", patient_id=patient.pk)
-    return render(request, "workup/patient_form.html", {"form": form, "patient": None})
+    return render(
+        request,
+        "workup/patient_form.html",
+        {"form": form, "patient": None},
+        status=400 if form.errors else 200,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -164,6 +169,7 @@ def patient_detail(request, patient_id: int):
         request,
         "workup/patient_detail.html",
         {"form": form, "patient": patient, "workups": workups, "can_write": writable},
+        status=400 if request.method == "POST" and form.errors else 200,
     )
 
 
@@ -307,7 +313,9 @@ def _step_conflict(request, workup, step, refused_form):
     )
 
 
-def _render_step_page(request, workup, state, step, form, editing, status=200, conflict=None):
+def _render_step_page(
+    request, workup, state, step, form, editing, status=200, conflict=None, mark_typed=None
+):
     checklist = state.checklist()
     item = next(i for i in checklist.items if i.code == step.code)
     record_rows = [
@@ -326,6 +334,8 @@ def _render_step_page(request, workup, state, step, form, editing, status=200, c
             "editing": editing,
             "can_write": can_write(request.user, workup.patient.site),
             "conflict": conflict,
+            "mark_choices": StepMark.Status.choices,
+            "mark_typed": mark_typed or {},
         },
         status=status,
     )
@@ -351,11 +361,33 @@ def step_mark(request, workup_id: int, step_code: str):
             user=request.user,
             expected_version=form.cleaned_data["workup_version"],
         )
-    except services.WorkupConflict as conflict:
-        messages.error(request, str(conflict))
-        return redirect("checklist", workup_id=workup.pk)
+    except services.WorkupConflict:
+        return _mark_conflict(request, workup, step, form)
     _announce(request, step.title, result)
     return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
+
+
+def _mark_conflict(request, workup, step, refused_form):
+    """As for results: list what changed, keep the chosen status and the typed reason."""
+    workup.refresh_from_db()
+    state = services.load_state(workup)
+    since = refused_form.cleaned_data.get("loaded_at")
+    form = StepForm(
+        initial={"workup_version": workup.version, "loaded_at": time.time()},
+        step=step,
+        birth_date=workup.patient.birth_date,
+    )
+    return _render_step_page(
+        request,
+        workup,
+        state,
+        step,
+        form,
+        _editable_record(step, state),
+        status=409,
+        conflict=changes_since(workup, since, state.spec),
+        mark_typed=refused_form.cleaned_data,
+    )
 
 
 @require_POST
