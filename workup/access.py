@@ -8,6 +8,7 @@ to write gets a 403.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Value
 from django.http import Http404
 
 from .audit import record_event
@@ -46,9 +47,11 @@ def get_patient_for_user(user, patient_id: int) -> Patient:
 
 
 def get_workup_for_user(user, workup_id: int) -> Workup:
+    """The workup, if the user may see it; it knows whether the user may also write to it."""
     workup = (
         workups_for_user(user)
         .select_related("patient__site", "protocol")
+        .annotate(user_can_write=_writable_by(user))
         .filter(pk=workup_id)
         .first()
     )
@@ -68,6 +71,27 @@ def _not_found(user, model, object_id: int):
             summary=f"Denied: {model._meta.verbose_name} {object_id} is outside the user's sites",
         )
     raise Http404(f"No {model._meta.verbose_name} found.")
+
+
+def _writable_by(user):
+    if user.is_superuser:
+        return Value(True)
+    return Exists(
+        Membership.objects.filter(
+            user=user, site=OuterRef("patient__site"), role=Membership.Role.CLINICIAN
+        )
+    )
+
+
+def can_write_workup(user, workup: Workup) -> bool:
+    """Answered by the access query itself when the workup came from get_workup_for_user."""
+    known = getattr(workup, "user_can_write", None)
+    return bool(known) if known is not None else can_write(user, workup.patient.site)
+
+
+def require_write_workup(user, workup: Workup) -> None:
+    if not can_write_workup(user, workup):
+        require_write(user, workup.patient.site)
 
 
 def can_write(user, site: Site) -> bool:

@@ -18,10 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import audit, services
 from .access import (
     can_write,
+    can_write_workup,
     get_patient_for_user,
     get_workup_for_user,
     patients_for_user,
     require_write,
+    require_write_workup,
     sites_for_user,
     writable_sites_for_user,
 )
@@ -189,7 +191,7 @@ def workup_open(request, patient_id: int):
 def adult_pathway(request, workup_id: int):
     """D14: move a post-pubertal adolescent to the adult pathway (or back), with a reason."""
     workup = get_workup_for_user(request.user, workup_id)
-    require_write(request.user, workup.patient.site)
+    require_write_workup(request.user, workup)
     form = AdultPathwayForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -223,7 +225,7 @@ def checklist(request, workup_id: int):
             "workup": workup,
             "patient": workup.patient,
             "checklist": state.checklist(),
-            "can_write": can_write(request.user, workup.patient.site),
+            "can_write": can_write_workup(request.user, workup),
             "is_child": state.evaluation.facts["patient"]["age_years"] is not None
             and state.evaluation.facts["patient"]["age_years"] < ADULT_AGE_YEARS,
         },
@@ -269,7 +271,7 @@ def step_form(request, workup_id: int, step_code: str):
         audit.record_access(request, AuditEvent.Action.VIEW, workup)
         return _render_step_page(request, workup, state, step, form, editing)
 
-    require_write(request.user, workup.patient.site)
+    require_write_workup(request.user, workup)
     form = StepForm(request.POST, step=step, birth_date=workup.patient.birth_date)
     if not form.is_valid():
         return _render_step_page(request, workup, state, step, form, editing, status=400)
@@ -332,7 +334,7 @@ def _render_step_page(
             "record_rows": record_rows,
             "form": form,
             "editing": editing,
-            "can_write": can_write(request.user, workup.patient.site),
+            "can_write": can_write_workup(request.user, workup),
             "conflict": conflict,
             "mark_choices": StepMark.Status.choices,
             "mark_typed": mark_typed or {},
@@ -344,7 +346,7 @@ def _render_step_page(
 @require_POST
 def step_mark(request, workup_id: int, step_code: str):
     workup = get_workup_for_user(request.user, workup_id)
-    require_write(request.user, workup.patient.site)
+    require_write_workup(request.user, workup)
     step = _spec_step(services.get_spec(workup.protocol), step_code)
     form = MarkForm(request.POST)
     if not form.is_valid():
@@ -393,7 +395,7 @@ def _mark_conflict(request, workup, step, refused_form):
 @require_POST
 def step_unmark(request, workup_id: int, step_code: str):
     workup = get_workup_for_user(request.user, workup_id)
-    require_write(request.user, workup.patient.site)
+    require_write_workup(request.user, workup)
     step = _spec_step(services.get_spec(workup.protocol), step_code)
     try:
         version = int(request.POST.get("workup_version", ""))
