@@ -1,8 +1,9 @@
 """Checks that a protocol's expressions only name what exists. Pure; no ORM.
 
-Run when a protocol loads (and, later, when an admin saves a rule), so that an
-unknown step or field code is an error with a location, not a silent false at
-run time.
+Run when a protocol loads, when `check_protocol` checks a file, when an admin
+saves a rule (or any part of a draft) and before a draft is published, so that
+an unknown step or field code is an error with a location, not a silent false
+at run time.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
     """Every problem in a protocol, each naming where it is. Empty means valid."""
     problems: list[str] = []
     problems += _duplicates("step", [s.code for s in spec.steps])
-    problems += _duplicates("step order", [s.order for s in spec.steps])
+    problems += _shared_orders(spec)
     problems += _duplicates("calculation", [c.code for c in spec.calculations])
     problems += _duplicates("rule", [r.code for r in spec.rules])
     problems += _duplicates("criterion", [c.code for c in spec.criteria])
@@ -164,3 +165,15 @@ def _duplicates(what: str, values: list) -> list[str]:
             repeated.append(value)
         seen.add(value)
     return [f"duplicate {what} '{value}'" for value in repeated]
+
+
+def _shared_orders(spec: ProtocolSpec) -> list[str]:
+    """Two steps with one order: the checklist's order would depend on their codes."""
+    by_order: dict[int, list[str]] = {}
+    for step in spec.steps:
+        by_order.setdefault(step.order, []).append(step.code)
+    return [
+        f"steps {' and '.join(codes)}: duplicate order {order}"
+        for order, codes in by_order.items()
+        if len(codes) > 1
+    ]
