@@ -23,6 +23,7 @@ $(DEV_STAMP): pyproject.toml $(STAMP)
 setup: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py load_protocol fixtures/mastocytosis.json
+	DEBUG=true $(BIN)/python manage.py import_protocol_cases mastocytosis --version 1 fixtures/cases/mastocytosis-vignettes.json
 	DEBUG=true $(BIN)/python manage.py load_demo fixtures/demo.json
 
 run: setup

@@ -22,6 +22,9 @@ VIGNETTES = ROOT / "fixtures" / "cases" / "mastocytosis-vignettes.json"
 def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         call_command("load_protocol", str(PROTOCOL_FIXTURE), verbosity=0)
+        call_command(
+            "import_protocol_cases", "mastocytosis", str(VIGNETTES), version=1, verbosity=0
+        )
 
 
 @pytest.fixture(autouse=True)

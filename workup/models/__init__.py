@@ -8,9 +8,12 @@ from .protocol import (
     Disagreement,
     FieldDefinition,
     Protocol,
+    ProtocolCase,
+    ProtocolLocked,
     ProtocolSource,
     Rule,
     StepDefinition,
+    loading_version,
 )
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "Membership",
     "Patient",
     "Protocol",
+    "ProtocolCase",
+    "ProtocolLocked",
     "ProtocolSource",
     "Rule",
     "Site",
@@ -30,4 +35,5 @@ __all__ = [
     "StepRecord",
     "Workup",
     "WorkupSuggestion",
+    "loading_version",
 ]

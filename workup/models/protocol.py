@@ -5,11 +5,53 @@ natural keys (protocol code, version, then the row's own code) so that they load
 into an empty or a populated database and diff cleanly in review.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models.signals import pre_save
 from simple_history.models import HistoricalRecords
 
 
-class ProtocolManager(models.Manager):
+class ProtocolLocked(PermissionDenied):
+    """A published or retired protocol version is immutable: change a new draft instead.
+
+    A PermissionDenied, so that a view which lets one through answers 403, never 500.
+    """
+
+
+# Set by `loading_version()`: the protocol version whose rows a loader may write
+# although it is published, and whether it may only add rows (the version is in use).
+_loading_version: ContextVar[tuple[int, bool] | None] = ContextVar(
+    "loading_protocol_version", default=None
+)
+
+
+def _loading(protocol_id: int | None, *, adding: bool) -> bool:
+    """Whether a loader may write this row of a published version (`adding`: a new row
+    of a kind that may be added to a version in use)."""
+    loading = _loading_version.get()
+    if loading is None or protocol_id is None or loading[0] != protocol_id:
+        return False
+    return adding or not loading[1]
+
+
+class ProtocolQuerySet(models.QuerySet):
+    def locked(self) -> "ProtocolQuerySet":
+        return self.exclude(status=Protocol.Status.DRAFT)
+
+    def update(self, **kwargs):
+        _refuse_bulk(self, "changed")
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_bulk(self, "deleted")
+        return super().delete()
+
+
+class ProtocolManager(models.Manager.from_queryset(ProtocolQuerySet)):
     def get_by_natural_key(self, code: str, version: int) -> "Protocol":
         return self.get(code=code, version=version)
 
@@ -43,18 +85,152 @@ class Protocol(models.Model):
     def __str__(self) -> str:
         return f"{self.title} (v{self.version}, {self.get_status_display().lower()})"
 
+    # What publishing freezes. Only the status may move on (published -> retired).
+    CONTENT_FIELDS = ("code", "version", "title", "description", "disclaimer", "published_at")
+
+    def save(self, *args, **kwargs):
+        stored = None
+        if self.pk is not None:
+            stored = (
+                Protocol.objects.filter(pk=self.pk).values("status", *self.CONTENT_FIELDS).first()
+            )
+        if stored and stored["status"] != self.Status.DRAFT:
+            changed = [f for f in self.CONTENT_FIELDS if stored[f] != getattr(self, f)]
+            if changed:
+                raise ProtocolLocked(
+                    f"{self.code} v{self.version} is {stored['status']}: its "
+                    f"{', '.join(changed)} cannot change. Make a new draft from it instead."
+                )
+            retiring = (stored["status"], self.status) == (
+                self.Status.PUBLISHED,
+                self.Status.RETIRED,
+            )
+            if self.status != stored["status"] and not retiring:
+                raise ProtocolLocked(
+                    f"{self.code} v{self.version} is {stored['status']}: it cannot become "
+                    f"{self.status}. Only a published version can be retired."
+                )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        stored = Protocol.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        if stored not in (None, self.Status.DRAFT):
+            raise ProtocolLocked(f"{self.code} v{self.version} is {stored}: it cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
     def natural_key(self) -> tuple[str, int]:
         return (self.code, self.version)
 
+    @property
+    def is_locked(self) -> bool:
+        return self.status != self.Status.DRAFT
 
-class _ProtocolPartManager(models.Manager):
+
+def _refuse_bulk(rows: models.QuerySet, verb: str) -> None:
+    """Refuse an update() or delete() that touches a published or retired version."""
+    lookup = "" if rows.model is Protocol else f"{rows.model.protocol_lookup}__"
+    loading = _loading_version.get()
+    may_change = loading[0] if loading and not loading[1] else None
+    found = (
+        rows.exclude(**{f"{lookup}status": Protocol.Status.DRAFT})
+        .exclude(**{f"{lookup}pk": may_change})
+        .values_list(f"{lookup}code", f"{lookup}version", f"{lookup}status")
+        .order_by()
+        .first()
+    )
+    if found is not None:
+        code, version, status = found
+        raise ProtocolLocked(
+            f"{code} v{version} is {status}: its content cannot be {verb}. "
+            "Make a new draft from it instead."
+        )
+
+
+@contextmanager
+def loading_version(protocol: Protocol, *, add_only: bool = False) -> Iterator[None]:
+    """Let a loader write a published version's rows: any row while no workup uses it
+    (the rule of `load_protocol`), or, with `add_only`, only new rows (cases, which
+    change nothing a workup sees) while workups use it.
+    """
+    if protocol.workups.exists() and not add_only:
+        raise ProtocolLocked(
+            f"{protocol.code} v{protocol.version} is {protocol.status} and workups use it: "
+            "its content cannot be changed. Make a new draft from it instead."
+        )
+    token = _loading_version.set((protocol.pk, add_only))
+    try:
+        yield
+    finally:
+        _loading_version.reset(token)
+
+
+class LockedWithProtocolQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        _refuse_bulk(self, "changed")
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_bulk(self, "deleted")
+        return super().delete()
+
+
+class LockedWithProtocol:
+    """Refuses to save or delete a row of a published or retired protocol version.
+
+    The one place that makes published content immutable in code (the admin
+    shows it read-only too). Fixtures load raw and bypass save(); the pre_save
+    guard below lets them in only while no workup uses the version.
+    """
+
+    protocol_lookup = "protocol"  # the path from this model to its Protocol
+    # Whether a loader may add rows to a published version that workups use (cases).
+    addable_in_use = False
+
+    def lock_protocol_id(self) -> int | None:
+        return self.protocol_id
+
+    def save(self, *args, **kwargs):
+        self._refuse_if_locked("changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._refuse_if_locked("deleted")
+        return super().delete(*args, **kwargs)
+
+    def _refuse_if_locked(self, verb: str) -> None:
+        protocol_ids = {self.lock_protocol_id()}
+        if self.pk is not None:  # the version it belongs to now, if it is being moved
+            protocol_ids.add(
+                type(self)
+                ._base_manager.filter(pk=self.pk)
+                .values_list(self.protocol_lookup, flat=True)
+                .first()
+            )
+        protocol_ids.discard(None)
+        locked = next(
+            (
+                protocol
+                for protocol in Protocol.objects.filter(pk__in=protocol_ids).locked()
+                if not _loading(protocol.pk, adding=self.pk is None and self.addable_in_use)
+            ),
+            None,
+        )
+        if locked is not None:
+            raise ProtocolLocked(
+                f"{locked.code} v{locked.version} is {locked.status}: its "
+                f"{self._meta.verbose_name} '{self}' cannot be {verb}. "
+                "Make a new draft from it instead."
+            )
+
+
+class _ProtocolPartManager(models.Manager.from_queryset(LockedWithProtocolQuerySet)):
     """Natural key lookups for rows identified by (protocol code, version, code)."""
 
     def get_by_natural_key(self, protocol_code: str, version: int, code: str):
         return self.get(protocol__code=protocol_code, protocol__version=version, code=code)
 
 
-class _ProtocolPart(models.Model):
+class _ProtocolPart(LockedWithProtocol, models.Model):
     protocol = models.ForeignKey(Protocol, on_delete=models.CASCADE)
     code = models.SlugField(max_length=60)
 
@@ -116,7 +292,7 @@ class StepDefinition(_ProtocolPart):
         return self.title
 
 
-class FieldDefinitionManager(models.Manager):
+class FieldDefinitionManager(models.Manager.from_queryset(LockedWithProtocolQuerySet)):
     def get_by_natural_key(self, protocol_code: str, version: int, step_code: str, code: str):
         return self.get(
             step__protocol__code=protocol_code,
@@ -126,7 +302,7 @@ class FieldDefinitionManager(models.Manager):
         )
 
 
-class FieldDefinition(models.Model):
+class FieldDefinition(LockedWithProtocol, models.Model):
     class Kind(models.TextChoices):
         DECIMAL = "decimal", "Decimal number"
         INTEGER = "integer", "Whole number"
@@ -161,12 +337,19 @@ class FieldDefinition(models.Model):
 
     objects = FieldDefinitionManager()
 
+    protocol_lookup = "step__protocol"
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["step", "code"], name="field_code_unique")]
         ordering = ["step", "order", "code"]
 
     def __str__(self) -> str:
         return f"{self.step.code}.{self.code}"
+
+    def lock_protocol_id(self) -> int | None:
+        if self.step_id is None:
+            return None
+        return StepDefinition.objects.filter(pk=self.step_id).values_list("protocol", flat=True)[0]
 
     def natural_key(self) -> tuple:
         return (*self.step.natural_key(), self.code)
@@ -307,3 +490,94 @@ class Disagreement(_ProtocolPart):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.title}"
+
+
+class ProtocolCase(_ProtocolPart):
+    """A known case the version must get right (the case library), run before publishing.
+
+    The shape of a vignette (fixtures/cases/): the patient, the findings per
+    step, and the steps that must and must not be suggested. It passes when
+    every expected_suggested step is suggested and no expected_not_suggested
+    step is.
+    """
+
+    summary = models.TextField(blank=True)
+    patient = models.JSONField(
+        default=dict, help_text='{"age_years": 54, "sex": "male"}; optionally "adult_pathway".'
+    )
+    findings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Values per step code, e.g. {"serum_tryptase": {"value_ng_ml": 32}}.',
+    )
+    expected_suggested = models.JSONField(
+        default=list, blank=True, help_text="Step codes that must be suggested."
+    )
+    expected_not_suggested = models.JSONField(
+        default=list, blank=True, help_text="Step codes that must not be suggested."
+    )
+    rule_refs = models.JSONField(
+        default=list, blank=True, help_text="Rules the case is about (for the reader)."
+    )
+    source = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    # A new case changes nothing a workup sees: the case loader may add one to a
+    # published version in use (never change or delete one).
+    addable_in_use = True
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="case_code_unique")
+        ]
+        ordering = ["protocol", "code"]
+        verbose_name = "protocol case"
+
+    def __str__(self) -> str:
+        return self.code
+
+    def as_case(self) -> dict:
+        """The vignette shape that `workup.cases` runs and the import reads."""
+        return {
+            "id": self.code,
+            "summary": self.summary,
+            "patient": self.patient,
+            "findings": self.findings,
+            "expected_suggested": self.expected_suggested,
+            "expected_not_suggested": self.expected_not_suggested,
+            "rule_refs": self.rule_refs,
+            "source": self.source,
+        }
+
+
+def _refuse_raw_load_into_used_version(sender, instance, raw: bool = False, **kwargs) -> None:
+    """loaddata saves raw, past save(): let a fixture in only while no workup uses the version."""
+    if not raw:
+        return
+    protocol_id = instance.pk if isinstance(instance, Protocol) else instance.lock_protocol_id()
+    if protocol_id is None or _loading(protocol_id, adding=False):
+        return
+    used = Protocol.objects.filter(pk=protocol_id, workups__isnull=False).first()
+    if used is not None:
+        raise ProtocolLocked(
+            f"{used.code} v{used.version} has workups: a fixture cannot be loaded into it. "
+            "Use load_protocol, which loads only an identical file, or make a new version."
+        )
+
+
+for _model in (
+    Protocol,
+    ProtocolSource,
+    StepDefinition,
+    FieldDefinition,
+    Calculation,
+    Rule,
+    CriterionItem,
+    Disagreement,
+    ProtocolCase,
+):
+    pre_save.connect(
+        _refuse_raw_load_into_used_version,
+        sender=_model,
+        dispatch_uid=f"refuse_raw_load_{_model.__name__}",
+    )

@@ -1,15 +1,18 @@
 """Load a protocol fixture, refusing it (and loading nothing) if it is invalid."""
 
 import dataclasses
+from pathlib import Path
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from workup.models import Protocol
+from workup.audit import record_event
+from workup.models import AuditEvent, FieldDefinition, Protocol
 from workup.protocol_cache import build_spec, clear_cache
 from workup.protocol_file import ProtocolFileError, read_protocol_file
 from workup.validation import validate_protocol
+from workup.versioning import retire_superseded
 
 
 class Command(BaseCommand):
@@ -27,6 +30,9 @@ class Command(BaseCommand):
         existing = Protocol.objects.filter(code=spec.code, version=spec.version).first()
         if existing is not None:
             loaded = dataclasses.replace(build_spec(existing), id=None)
+            # A version retired since it was loaded from this file is still this file.
+            if existing.status == Protocol.Status.RETIRED:
+                loaded = dataclasses.replace(loaded, status=spec.status)
             if loaded == spec:
                 self.stdout.write(f"Protocol {spec.code} v{spec.version} is already loaded.")
                 return
@@ -46,6 +52,21 @@ class Command(BaseCommand):
                 # Rows that were in the database but not in the file can make the
                 # loaded version invalid; roll the whole load back.
                 raise CommandError("\n".join(["The loaded protocol is invalid:", *problems]))
+            # loaddata saves raw, which history skips: record the load itself.
+            reason = f"loaded from {Path(fixture).name}"[:100]
+            for rows in _rows_of(protocol):
+                if rows:
+                    type(rows[0]).history.bulk_history_create(
+                        rows, update=existing is not None, default_change_reason=reason
+                    )
+            record_event(
+                action=AuditEvent.Action.UPDATE if existing else AuditEvent.Action.CREATE,
+                object_type="workup.protocol",
+                object_id=protocol.pk,
+                summary=f"{spec.code} v{spec.version} {reason}",
+            )
+            if protocol.status == Protocol.Status.PUBLISHED:
+                retire_superseded(code=spec.code, user=None, reason=reason)
         clear_cache()
         self.stdout.write(
             self.style.SUCCESS(
@@ -53,3 +74,16 @@ class Command(BaseCommand):
                 f"{len(spec.rules)} rules, {len(spec.calculations)} calculations."
             )
         )
+
+
+def _rows_of(protocol: Protocol) -> list[list]:
+    return [
+        [protocol],
+        list(protocol.protocolsource_set.all()),
+        list(protocol.stepdefinition_set.all()),
+        list(FieldDefinition.objects.filter(step__protocol=protocol)),
+        list(protocol.calculation_set.all()),
+        list(protocol.rule_set.all()),
+        list(protocol.criterionitem_set.all()),
+        list(protocol.disagreement_set.all()),
+    ]
