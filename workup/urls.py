@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_audit
+from . import views, views_audit, views_versions
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -11,6 +11,11 @@ urlpatterns = [
     path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),
     path("workups/<int:workup_id>/", views.checklist, name="checklist"),
     path("workups/<int:workup_id>/history/", views_audit.workup_history, name="workup_history"),
+    path(
+        "workups/<int:workup_id>/protocol-version/",
+        views_versions.move_version,
+        name="workup_move_version",
+    ),
     path("audit/", views_audit.audit_report, name="audit_report"),
     path("audit/export.csv", views_audit.audit_report_csv, name="audit_report_csv"),
     path("workups/<int:workup_id>/adult-pathway/", views.adult_pathway, name="adult_pathway"),
