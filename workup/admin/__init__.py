@@ -1,0 +1,8 @@
+"""Django admin: protocol versions for protocol admins; sites, memberships and users.
+
+Protocol admins hold only the protocol permissions (group "Protocol admins"),
+and patients, workups and records are not in the admin at all: a protocol
+admin never sees patient data here.
+"""
+
+from . import people, protocols  # noqa: F401 - registers the admin pages
