@@ -25,7 +25,7 @@ STATE_DISPLAY: dict[str, tuple[str, str, str]] = {
     # state: (label, icon, bootstrap colour)
     engine.DONE: ("Documented", "✓", "success"),
     engine.SUGGESTED: ("Suggested next step", "➜", "primary"),
-    engine.ORDERED: ("Ordered", "⧗", "info"),
+    engine.ORDERED: ("Ordered", "◷", "info"),  # a glyph DejaVu has: prints without a gap
     engine.DECLINED: ("Declined by the patient", "✕", "secondary"),
     engine.NOT_INDICATED: ("Not indicated", "–", "secondary"),
     engine.NOT_YET: ("Not documented", "○", "light"),
