@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+from django.utils import timezone
 
 from .spec import FieldSpec
 
@@ -37,6 +39,15 @@ def format_value(field: FieldSpec, value: Any, *, with_unit: bool = True) -> str
 
 def format_date(day: date | None) -> str:
     return day.strftime("%d %b %Y") if day else ""
+
+
+def format_datetime(moment: datetime | None) -> str:
+    """A moment in the clinic's time zone, with the zone named: "15 Jan 2026 14:05 CET"."""
+    if moment is None:
+        return ""
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return moment.strftime("%d %b %Y %H:%M %Z").rstrip()
 
 
 def format_derived(value: Any, unit: str = "") -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_audit, views_versions
+from . import views, views_audit, views_print, views_versions
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),
     path("workups/<int:workup_id>/", views.checklist, name="checklist"),
+    path("workups/<int:workup_id>/summary/", views_print.summary, name="workup_summary"),
+    path("workups/<int:workup_id>/summary.pdf", views_print.summary_pdf, name="workup_summary_pdf"),
     path("workups/<int:workup_id>/history/", views_audit.workup_history, name="workup_history"),
     path(
         "workups/<int:workup_id>/protocol-version/",

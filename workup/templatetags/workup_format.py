@@ -1,0 +1,30 @@
+"""Template filters over `workup.formatting`: dates and numbers look the same everywhere."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django import template
+from django.utils import timezone
+
+from .. import formatting
+
+register = template.Library()
+
+
+@register.filter
+def as_date(value: date | datetime | None) -> str:
+    """A day as "15 Jan 2026"; a moment is first taken to the clinic's time zone."""
+    if isinstance(value, datetime):
+        value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return formatting.format_date(value)
+
+
+@register.filter
+def as_datetime(value: datetime | None) -> str:
+    return formatting.format_datetime(value)
+
+
+@register.filter
+def as_number(value) -> str:
+    return "" if value is None else formatting.format_number(value)
