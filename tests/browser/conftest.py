@@ -1,0 +1,91 @@
+"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server.
+
+`playwright install` cannot download browsers here, so the tests use the system's
+/usr/bin/chromium (CI installs it; without it they are skipped). A live server needs
+committed data, so these tests are transactional: pytest-django runs them after the
+others and empties every table after each one. The module-scoped fixture below puts
+back what was committed before (the protocol, the groups the migrations made), so the
+tests that follow find the database as they expect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+
+from workup.models import Protocol
+from workup.protocol_cache import clear_cache
+
+from ..conftest import PROTOCOL_FIXTURE
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# from here are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (CI installs it).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def committed_state_restored(django_db_setup, django_db_blocker):
+    """Whatever was committed before this module's tests is there again after them."""
+    with django_db_blocker.unblock():
+        committed = connection.creation.serialize_db_to_string()
+    yield
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
+        connection.creation.deserialize_db_from_string(committed)
+    clear_cache()
+
+
+@pytest.fixture
+def protocol_loaded(committed_state_restored, transactional_db):
+    """The shipped protocol, loaded again if an earlier transactional test emptied the tables."""
+    if not Protocol.objects.filter(status=Protocol.Status.PUBLISHED).exists():
+        call_command("load_protocol", str(PROTOCOL_FIXTURE), verbosity=0)
+    clear_cache()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server):
+    context = chromium.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def log_in(page, user, live_server_url: str) -> None:
+    """Give the browser a session of `user` (the login form has its own tests)."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server_url}]
+    )
