@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_audit, views_print, views_versions
+from . import views, views_audit, views_export, views_print, views_versions
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -17,6 +17,13 @@ urlpatterns = [
         "workups/<int:workup_id>/protocol-version/",
         views_versions.move_version,
         name="workup_move_version",
+    ),
+    path("workups/<int:workup_id>/fhir/", views_export.workup_fhir, name="workup_fhir"),
+    path("workups/export.csv", views_export.workups_csv, name="workups_export_csv"),
+    path(
+        "workups/export-dictionary.csv",
+        views_export.workups_dictionary,
+        name="workups_export_dictionary",
     ),
     path("audit/", views_audit.audit_report, name="audit_report"),
     path("audit/export.csv", views_audit.audit_report_csv, name="audit_report_csv"),
