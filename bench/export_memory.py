@@ -1,0 +1,236 @@
+"""Peak memory and time of `export_workups` over N synthetic workups (not part of the tests).
+
+    .venv/bin/python bench/export_memory.py 100000
+    .venv/bin/python bench/export_memory.py 1000 --db /tmp/export-bench-1k.sqlite3
+
+Builds a scratch SQLite database (migrate + load_protocol), seeds N clearly
+synthetic patients ("Synthetic", "Bench000001", MRN BENCH-000001) with one
+workup each and a realistic mix of results via bulk_create, then runs the
+export in a child process and reports the child's peak RSS
+(getrusage(RUSAGE_SELF).ru_maxrss, measured in the child), its time, and the
+rows written. Re-running with the same --db and N reuses the seeded data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE_CODE = "bench"
+PROTOCOL_FIXTURE = ROOT / "fixtures" / "mastocytosis.json"
+
+
+def _environment(db: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"sqlite:///{db}",
+        SECRET_KEY="bench-only-secret-key",
+        DEBUG="false",
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    return env
+
+
+def _manage(env, *args) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
+
+
+def _findings(rng: random.Random, index: int) -> dict[str, dict]:
+    """A plausible mix of results; every workup differs a little."""
+    adult = index % 7 != 0
+    findings = {
+        "history": {
+            "mediator_symptoms": rng.random() < 0.7,
+            "anaphylaxis": rng.random() < 0.3,
+            "anaphylaxis_trigger": rng.choice(["hymenoptera", "idiopathic", "none"]),
+            "episode_urticaria_angioedema_pruritus": rng.random() < 0.5,
+            "episode_presyncope_syncope": rng.random() < 0.3,
+            "episode_flushing": rng.random() < 0.5,
+            "unexplained_osteoporosis": rng.random() < 0.1,
+        },
+        "skin_exam": {
+            "typical_lesions": rng.random() < 0.5,
+            "darier_sign": rng.choice(["positive", "negative", "not_tested"]),
+        },
+        "serum_tryptase": {"value_ng_ml": round(rng.uniform(2, 80), 1), "is_baseline": True},
+    }
+    if index % 2 == 0:
+        findings["physical_exam"] = {
+            "hepatomegaly": False,
+            "splenomegaly": rng.random() < 0.05,
+            "lymphadenopathy": False,
+        }
+        findings["cbc_diff"] = {
+            "hemoglobin_g_dl": round(rng.uniform(9, 16), 1),
+            "platelets_10e9_l": rng.randint(90, 400),
+            "anc_10e9_l": round(rng.uniform(0.9, 7), 1),
+            "unexplained_abnormality": False,
+        }
+    if adult and index % 3 == 0:
+        findings["kit_d816v_peripheral_blood"] = {
+            "result": rng.choice(["positive", "negative"]),
+            "method": "ddpcr",
+            "high_sensitivity": True,
+        }
+    if index % 5 == 0:
+        findings["acute_tryptase"] = {
+            "value_ng_ml": round(rng.uniform(5, 120), 1),
+            "hours_after_onset": 2,
+        }
+    return findings, adult
+
+
+def seed(db: Path, count: int) -> float:
+    """Seed `count` synthetic workups unless the database already holds them; seconds taken."""
+    env = _environment(db)
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from workup import services
+    from workup.models import Patient, Site, StepRecord, Workup
+
+    site, _ = Site.objects.get_or_create(code=SITE_CODE, defaults={"name": "Bench (synthetic)"})
+    existing = Workup.objects.filter(patient__site=site).count()
+    if existing == count:
+        return 0.0
+    if existing:
+        raise SystemExit(f"{db} holds {existing} bench workups, not {count}: use another --db.")
+    started = time.perf_counter()
+    user, _ = get_user_model().objects.get_or_create(username="bench-synthetic")
+    protocol = services.current_protocol()
+    steps = {s.code: s for s in protocol.stepdefinition_set.all()}
+    rng = random.Random(20260101)
+    today = timezone.localdate()
+    now = timezone.now()
+    batch = 5000
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        plans = [_findings(rng, start + i) for i in range(size)]
+        patients = Patient.objects.bulk_create(
+            [
+                Patient(
+                    site=site,
+                    mrn=f"BENCH-{start + i + 1:06d}",
+                    family_name="Synthetic",
+                    given_name=f"Bench{start + i + 1:06d}",
+                    birth_date=date(1950, 1, 1) + timedelta(days=rng.randint(0, 365 * 45))
+                    if plans[i][1]
+                    else today - timedelta(days=rng.randint(365, 365 * 16)),
+                    sex=rng.choice(["female", "male", "other", "unknown"]),
+                    created_by=user,
+                )
+                for i in range(size)
+            ]
+        )
+        workups = Workup.objects.bulk_create(
+            [
+                Workup(patient=p, protocol=protocol, opened_by=user, last_change_at=now)
+                for p in patients
+            ]
+        )
+        records = []
+        for workup, (findings, _adult) in zip(workups, plans, strict=True):
+            for offset, (code, values) in enumerate(findings.items()):
+                records.append(
+                    StepRecord(
+                        workup=workup,
+                        step=steps[code],
+                        values=values,
+                        performed_on=today - timedelta(days=30 - offset),
+                        recorded_by=user,
+                    )
+                )
+        StepRecord.objects.bulk_create(records)
+    return time.perf_counter() - started
+
+
+def child(db: Path, output: Path, chunk_size: int) -> None:
+    """Run the export in this (child) process; print its peak RSS as JSON."""
+    import resource
+
+    os.environ.update(_environment(db))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    with open(output, "w", encoding="utf-8", newline="") as handle:
+        call_command("export_workups", site=SITE_CODE, chunk_size=chunk_size, stdout=handle)
+    elapsed = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"seconds": round(elapsed, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int, nargs="?", default=100_000)
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    db = args.db or Path(f"/tmp/export-bench-{args.count}.sqlite3")
+    output = args.output or db.with_suffix(".csv")
+    if args.child:
+        child(db, output, args.chunk_size)
+        return
+
+    env = _environment(db)
+    started = time.perf_counter()
+    _manage(env, "migrate", "--noinput", "-v0")
+    _manage(env, "load_protocol", str(PROTOCOL_FIXTURE), "-v0")
+    setup_seconds = time.perf_counter() - started
+    seed_seconds = seed(db, args.count)
+    result = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            str(args.count),
+            "--db",
+            str(db),
+            "--output",
+            str(output),
+            "--chunk-size",
+            str(args.chunk_size),
+            "--child",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    with open(output, encoding="utf-8") as handle:
+        rows = sum(1 for _ in handle) - 1
+    print(
+        json.dumps(
+            {
+                "workups": args.count,
+                "rows_written": rows,
+                "csv_mib": round(output.stat().st_size / 2**20, 1),
+                "migrate_and_load_seconds": round(setup_seconds, 1),
+                "seed_seconds": round(seed_seconds, 1),
+                "export_seconds": measured["seconds"],
+                "export_peak_rss_mib": measured["peak_rss_mib"],
+                "chunk_size": args.chunk_size,
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
