@@ -25,7 +25,13 @@ def validate_not_future(value):
 
 
 class DateInput(forms.DateInput):
+    """A browser date picker: its value must be ISO (YYYY-MM-DD) whatever the language, or the
+    browser shows it empty (en-gb's first input format is DD/MM/YYYY)."""
+
     input_type = "date"
+
+    def __init__(self, attrs=None, format=None):
+        super().__init__(attrs, format=format or "%Y-%m-%d")
 
 
 def _range_text(spec: FieldSpec) -> str:
