@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -35,6 +36,12 @@ def _check(field, value: Any) -> list[str]:
     if field.kind in ("decimal", "integer"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return [f"expected a number, got {value!r}"]
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            return [f"expected a finite number, got {value!r}"[:120]]
         if field.kind == "integer" and not float(value).is_integer():
             return [f"expected a whole number, got {value!r}"]
         if field.min_value is not None and value < field.min_value:

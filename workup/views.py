@@ -56,7 +56,10 @@ def worklist(request):
     # The search term lives in the session, not in the URL: patient identifiers
     # never appear in query strings (and so never in proxy or server logs).
     search = request.session.get(SEARCH_SESSION_KEY, "")
+    step_choices = _step_choices()
     step_filter = request.GET.get("step", "")
+    if step_filter not in dict(step_choices):
+        step_filter = ""  # only known step codes reach the query
     patients = patients_for_user(request.user).select_related("site")
     if search:
         patients = (
@@ -76,7 +79,7 @@ def worklist(request):
             patient_id__in=[p.pk for p in page.object_list], status=Workup.Status.OPEN
         ).order_by("opened_at")
     }
-    titles = dict(_step_choices())
+    titles = dict(step_choices)
     rows = []
     for patient in page.object_list:
         workup = workups.get(patient.pk)
@@ -91,7 +94,7 @@ def worklist(request):
             "search_form": SearchForm(initial={"q": search}),
             "search": search,
             "step_filter": step_filter,
-            "step_choices": _step_choices(),
+            "step_choices": step_choices,
             "can_create": writable_sites_for_user(request.user).exists(),
         },
     )

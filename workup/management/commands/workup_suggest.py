@@ -42,8 +42,10 @@ class Command(BaseCommand):
                     data = json.load(handle)
         except OSError as error:
             raise InvalidCase(f"cannot read {path}: {error.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
             raise InvalidCase(f"{path} is not valid JSON: {error}") from None
+        except RecursionError:
+            raise InvalidCase(f"{path} is nested too deeply to be a list of cases") from None
         if not isinstance(data, list):
             raise InvalidCase("expected a JSON list of cases")
         return data
