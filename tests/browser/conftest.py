@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from workup.models import Protocol
@@ -50,6 +50,10 @@ def chromium():
         )
         yield browser
         browser.close()
+        # While Playwright's event loop runs in this thread, Django keeps the ORM's
+        # connections apart (per async context). Close those before the loop stops, or
+        # PostgreSQL refuses to drop the test database at the end of the run.
+        connections.close_all()
 
 
 @pytest.fixture(scope="module")
