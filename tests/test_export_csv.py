@@ -226,6 +226,23 @@ def test_another_sites_workups_never_appear(client, clinician_b, site_b, patient
     assert client.get(EXPORT + "?site=north").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("?step=no_such_step", 400),
+        ("?step=his%00tory", 400),
+        ("?site=no%00rth", 404),
+        ("?site=nowhere", 404),
+        ("?protocol=masto%00cytosis", 404),
+        ("?version=99999999999", 404),
+        ("?version=1%00", 404),
+        ("?protocol=mastocytosis&version=7", 404),
+    ],
+)
+def test_bad_parameters_are_refused_never_widened(as_clinician, workup_a, query, status):
+    assert as_clinician.get(EXPORT + query).status_code == status
+
+
 def test_a_user_without_a_site_exports_an_empty_file(client, protocol_admin, workup_a):
     client.force_login(protocol_admin)
     header, rows = read_csv(streamed(client.get(EXPORT)))

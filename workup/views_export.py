@@ -8,10 +8,11 @@ before a byte leaves. See docs/exports.md.
 from __future__ import annotations
 
 import json
+import re
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -25,6 +26,15 @@ from .protocol_cache import get_spec
 from .views import SEARCH_SESSION_KEY
 
 TRUE_VALUES = ("1", "true", "yes", "on")
+# Site and protocol codes are slugs: anything else is not one (and never reaches a query).
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+
+
+def _slug_param(request, name: str, default: str = "") -> str:
+    value = request.GET.get(name, "") or default
+    if value and not _SLUG.fullmatch(value):
+        raise Http404(f"No such {name}.")
+    return value
 
 
 def wants_identifiers(request) -> bool:
@@ -33,22 +43,24 @@ def wants_identifiers(request) -> bool:
 
 def _protocol(request) -> Protocol:
     """`?protocol=CODE&version=N`; by default the current published version."""
-    code = request.GET.get("protocol") or services.DEFAULT_PROTOCOL_CODE
+    code = _slug_param(request, "protocol", services.DEFAULT_PROTOCOL_CODE)
     version = request.GET.get("version", "")
     if not version:
         try:
             return services.current_protocol(code)
         except services.NoPublishedProtocol:
             raise Http404("No published version of this protocol.") from None
+    if not version.isdecimal() or len(version) > 9:  # never an out-of-range integer in SQL
+        raise Http404("No such protocol version.")
     try:
         return Protocol.objects.get(code=code, version=int(version))
-    except (ValueError, Protocol.DoesNotExist):
+    except Protocol.DoesNotExist:
         raise Http404("No such protocol version.") from None
 
 
 def _sites(request):
     sites = sites_for_user(request.user)
-    site_code = request.GET.get("site", "")
+    site_code = _slug_param(request, "site")
     if site_code:
         sites = sites.filter(code=site_code)
         if not sites.exists():
@@ -64,7 +76,7 @@ def _require_identifier_permission(request, sites, what: str) -> None:
         )
 
 
-def worklist_workups(request, protocol: Protocol, sites):
+def worklist_workups(request, protocol: Protocol, sites, step: str = ""):
     """The workups the worklist shows, with its filters: step (query string), search (session)."""
     workups = workups_for_user(request.user).filter(
         protocol=protocol, patient__site__in=[s.pk for s in sites]
@@ -76,7 +88,6 @@ def worklist_workups(request, protocol: Protocol, sites):
             | Q(patient__family_name__istartswith=search)
             | Q(patient__given_name__istartswith=search)
         )
-    step = request.GET.get("step", "")
     if step:
         workups = workups.filter(status=Workup.Status.OPEN, suggestions__step_code=step)
     return workups
@@ -95,11 +106,14 @@ def workups_csv(request):
     if identifiers:
         _require_identifier_permission(request, sites, "CSV export")
     spec = get_spec(protocol)
+    step = request.GET.get("step", "")
+    if step and step not in spec.steps_by_code:
+        # Unlike the worklist, which then lists everyone, an export must not widen silently.
+        return HttpResponseBadRequest("Unknown step filter.")
     cols = csv_export.columns(spec, coding_for(spec), identifiers=identifiers)
-    workups = worklist_workups(request, protocol, sites)
+    workups = worklist_workups(request, protocol, sites, step)
     count = workups.count()
     search = request.session.get(SEARCH_SESSION_KEY, "")
-    step = request.GET.get("step", "")
     audit.record_event(
         user=request.user,
         action=AuditEvent.Action.EXPORT,

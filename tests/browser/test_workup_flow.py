@@ -97,6 +97,7 @@ def refuse_then_correct_tryptase(page):
     assert value.get_attribute("aria-invalid") == "true"
     assert "id_value_ng_ml_error" in value.get_attribute("aria-describedby").split()
     assert value.input_value() == "5000"  # what was typed is kept
+    assert "Nothing was saved" in page.get_by_role("alert").inner_text()  # announced
     page.get_by_role("link", name="Checklist", exact=True).click()
 
 

@@ -1,0 +1,129 @@
+"""axe-core (WCAG 2.1 A and AA) on every page a clinician or a protocol admin uses, in Chromium
+with the app's own CSP: no serious or critical violation. Each page's result is printed
+(`pytest -s` shows it). The same visits check the HTML the server sent: no duplicate id, no
+form inside a form."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from workup.models import Protocol
+
+from .conftest import log_in
+from .support import HtmlWatch, axe_source, blocking, run_axe
+
+pytestmark = pytest.mark.browser
+PROTOCOL_MODELS = (  # as in workup/migrations/0002_roles.py
+    "protocol",
+    "protocolsource",
+    "stepdefinition",
+    "fielddefinition",
+    "calculation",
+    "rule",
+    "criterionitem",
+    "disagreement",
+)
+
+
+@pytest.fixture
+def axe_page(chromium, live_server, protocol_loaded):
+    context = chromium.new_context(base_url=live_server.url, locale="en-GB")
+    context.add_init_script(axe_source())
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watch = HtmlWatch(page)
+    yield page
+    context.close()
+    assert not watch.problems, f"pages that are not well formed: {watch.problems}"
+
+
+class Audit:
+    """Runs axe on each page visited; fails at the end, listing every page with a problem."""
+
+    def __init__(self, page):
+        self.page = page
+        self.failures: dict[str, list[dict]] = {}
+
+    def check(self, name: str, url: str | None = None):
+        if url is not None:
+            self.page.goto(url)
+        found = blocking(run_axe(self.page, name))
+        if found:
+            self.failures[name] = found
+
+    def assert_clean(self):
+        assert not self.failures, f"serious or critical axe violations: {self.failures}"
+
+
+@pytest.fixture
+def audit(axe_page):
+    return Audit(axe_page)
+
+
+def test_the_login_page(audit):
+    audit.check("login", reverse("login"))
+    audit.page.get_by_label("Username").fill("nobody")
+    audit.page.get_by_label("Password").fill("wrong-password")
+    audit.page.get_by_role("button", name="Log in").click()
+    audit.page.get_by_role("alert").wait_for()
+    audit.check("login, refused")
+    audit.assert_clean()
+
+
+def test_the_clinician_pages(audit, live_server, clinician_a, workup_a, spec):
+    from tests.conftest import record
+
+    record(workup_a, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
+    record(workup_a, clinician_a, "serum_tryptase", {"value_ng_ml": 25.0, "is_baseline": True})
+    page = audit.page
+    log_in(page, clinician_a, live_server.url)
+
+    audit.check("worklist", reverse("worklist"))
+    audit.check("add patient", reverse("patient_new"))
+    page.get_by_role("button", name="Save patient").click()
+    audit.check("add patient, with errors")
+    audit.check("patient", reverse("patient_detail", args=[workup_a.patient.pk]))
+    audit.check("checklist", reverse("checklist", args=[workup_a.pk]))
+    for step in spec.steps:
+        audit.check(f"step {step.code}", reverse("step_form", args=[workup_a.pk, step.code]))
+        page.get_by_label("Date done").fill("")  # a recorded step's form comes filled in
+        page.get_by_role("button", name="Save", exact=True).click()
+        page.locator("[aria-invalid=true]").first.wait_for(state="attached")
+        audit.check(f"step {step.code}, with errors")
+    page.goto(reverse("step_form", args=[workup_a.pk, "dexa"]))
+    page.get_by_role("radio", name="Not indicated").check()
+    page.get_by_role("button", name="Save mark").click()
+    audit.check("step dexa, mark refused (no reason)")
+    audit.check("summary", reverse("workup_summary", args=[workup_a.pk]))
+    audit.check("history", reverse("workup_history", args=[workup_a.pk]))
+    audit.assert_clean()
+
+
+@pytest.fixture
+def protocol_admins_group(protocol_loaded):
+    """The group the migrations made, made again if an earlier test's flush removed it."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name="Protocol admins")
+    models = [*PROTOCOL_MODELS, "protocolcase"]
+    group.permissions.set(
+        Permission.objects.filter(content_type__app_label="workup", content_type__model__in=models)
+    )
+    return group
+
+
+def test_the_protocol_admin_pages(audit, live_server, protocol_admins_group, protocol_admin):
+    protocol = Protocol.objects.get(status=Protocol.Status.PUBLISHED)
+    page = audit.page
+    log_in(page, protocol_admin, live_server.url)
+
+    audit.check("admin index", reverse("admin:index"))
+    audit.check("admin protocols", reverse("admin:workup_protocol_changelist"))
+    audit.check("admin protocol", reverse("admin:workup_protocol_change", args=[protocol.pk]))
+    audit.check("admin protocol diff", reverse("admin:workup_protocol_diff", args=[protocol.pk]))
+    cases = reverse("admin:workup_protocol_run_cases", args=[protocol.pk])
+    audit.check("admin protocol cases", cases)
+    audit.check("admin steps", reverse("admin:workup_stepdefinition_changelist"))
+    audit.check("admin rules", reverse("admin:workup_rule_changelist"))
+    audit.assert_clean()
