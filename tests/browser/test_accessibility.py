@@ -11,7 +11,13 @@ from django.urls import reverse
 from workup.models import Protocol
 
 from .conftest import log_in
-from .support import HtmlWatch, axe_source, blocking, run_axe
+from .support import (
+    HtmlWatch,
+    axe_source,
+    blocking,
+    run_axe,
+    sequences_follow_restored_rows,  # noqa: F401 - autouse
+)
 
 pytestmark = pytest.mark.browser
 PROTOCOL_MODELS = (  # as in workup/migrations/0002_roles.py

@@ -9,7 +9,12 @@ import re
 
 import pytest
 
-from .support import PASSWORD, HtmlWatch, Keyboard
+from .support import (
+    PASSWORD,
+    HtmlWatch,
+    Keyboard,
+    sequences_follow_restored_rows,  # noqa: F401 - autouse
+)
 
 pytestmark = pytest.mark.browser
 
