@@ -53,7 +53,8 @@ def _number_field(spec: FieldSpec) -> forms.Field:
         else "Enter a whole number.",
     }
     if spec.min_value is not None or spec.max_value is not None:
-        plausible = f"Enter a plausible value {_range_text(spec)}."
+        # Django %-formats a validator's message with its params: a unit of "%" must be "%%".
+        plausible = f"Enter a plausible value {_range_text(spec)}.".replace("%", "%%")
         messages["min_value"] = plausible
         messages["max_value"] = plausible
     common = {
@@ -135,7 +136,10 @@ class WorkupVersionMixin(forms.Form):
 
     workup_version = forms.IntegerField(widget=forms.HiddenInput)
     # When the form was shown (epoch seconds): a conflict page lists what changed since.
-    loaded_at = forms.FloatField(widget=forms.HiddenInput, required=False)
+    # Bounded: the conflict page turns it into a datetime (a tampered 1e300 was a 500).
+    loaded_at = forms.FloatField(
+        widget=forms.HiddenInput, required=False, min_value=0, max_value=10_000_000_000
+    )
 
 
 class StepForm(WorkupVersionMixin):
