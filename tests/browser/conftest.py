@@ -14,8 +14,10 @@ import os
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
+from django.core.management.color import no_style
 from django.db import connection, connections
 from django.test import Client
 
@@ -65,7 +67,21 @@ def committed_state_restored(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
         connection.creation.deserialize_db_from_string(committed)
+        _reset_sequences()
     clear_cache()
+
+
+def _reset_sequences() -> None:
+    """Move PostgreSQL's id sequences past the rows just put back (the flush restarted
+    them at 1), as loaddata does; SQLite needs nothing."""
+    models = [
+        m for app in apps.get_app_configs() for m in app.get_models(include_auto_created=True)
+    ]
+    statements = connection.ops.sequence_reset_sql(no_style(), models)
+    if statements:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
 
 
 @pytest.fixture
