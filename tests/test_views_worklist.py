@@ -442,3 +442,14 @@ def test_opening_a_workup_needs_a_post(as_clinician, patient_a):
 
     assert response.status_code == 405
     assert not Workup.objects.filter(patient=patient_a).exists()
+
+
+def test_the_about_page_says_checklist_not_diagnosis_and_needs_login(client, clinician_a):
+    url = reverse("about")
+    assert client.get(url).status_code == 302
+
+    client.force_login(clinician_a)
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert "not a diagnosis" in response.content.decode()

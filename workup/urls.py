@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("search/", views.worklist_search, name="worklist_search"),
     path("healthz", views.healthz, name="healthz"),
+    path("about/", views.about, name="about"),
     path("patients/new/", views.patient_new, name="patient_new"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/workups/open/", views.workup_open, name="workup_open"),

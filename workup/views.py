@@ -52,6 +52,12 @@ def healthz(request):
 
 
 @require_GET
+def about(request):
+    """What the checklist is and is not. No patient data: the lightest signed-in page."""
+    return render(request, "workup/about.html")
+
+
+@require_GET
 def worklist(request):
     # The search term lives in the session, not in the URL: patient identifiers
     # never appear in query strings (and so never in proxy or server logs).
