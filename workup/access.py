@@ -7,12 +7,43 @@ to write gets a 403.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Value
 from django.http import Http404
 
 from .audit import record_event
 from .models import AuditEvent, Membership, Patient, Site, Workup
+
+
+@dataclass(frozen=True)
+class SiteAccess:
+    """The user's sites and role at each, from one query: enough to scope a list."""
+
+    sites: tuple[Site, ...]
+    roles: dict[int, str]
+    everywhere: bool  # a superuser: every site, every patient
+
+    @property
+    def site_ids(self) -> list[int] | None:
+        """The ids to scope by; None means no scope (a superuser)."""
+        return None if self.everywhere else [site.pk for site in self.sites]
+
+    @property
+    def can_write_somewhere(self) -> bool:
+        return self.everywhere or Membership.Role.CLINICIAN in self.roles.values()
+
+
+def site_access(user) -> SiteAccess:
+    if user.is_superuser:
+        return SiteAccess(tuple(Site.objects.order_by("name")), {}, everywhere=True)
+    memberships = list(Membership.objects.filter(user=user).select_related("site"))
+    return SiteAccess(
+        tuple(sorted((m.site for m in memberships), key=lambda site: site.name)),
+        {m.site_id: m.role for m in memberships},
+        everywhere=False,
+    )
 
 
 def sites_for_user(user):

@@ -7,6 +7,7 @@ handful of queries) and then served from memory; drafts are read afresh.
 from __future__ import annotations
 
 import threading
+import time
 
 from .models import Protocol
 from .spec import (
@@ -22,11 +23,40 @@ from .spec import (
 
 _cache: dict[tuple[int, str, int], ProtocolSpec] = {}
 _lock = threading.Lock()
+# Which versions are released changes only when an admin publishes one; lists (the
+# worklist's step filter, the export's version choice) may learn of it this late.
+PUBLISHED_LIST_TTL_SECONDS = 30
+_published: tuple[float, tuple[Protocol, ...]] | None = None
 
 
 def clear_cache() -> None:
+    global _published
     with _lock:
         _cache.clear()
+        _published = None
+
+
+def released_protocols() -> tuple[Protocol, ...]:
+    """Every published or retired version, newest first per code; read at most every TTL."""
+    global _published
+    now = time.monotonic()
+    cached = _published
+    if cached is not None and now - cached[0] < PUBLISHED_LIST_TTL_SECONDS:
+        return cached[1]
+    protocols = tuple(
+        Protocol.objects.exclude(status=Protocol.Status.DRAFT).order_by("code", "-version")
+    )
+    with _lock:
+        _published = (now, protocols)
+    return protocols
+
+
+def newest_published(code: str) -> Protocol | None:
+    """For lists only; a new workup is pinned to the database's answer (services)."""
+    return next(
+        (p for p in released_protocols() if p.code == code and p.status == p.Status.PUBLISHED),
+        None,
+    )
 
 
 def get_spec(protocol: Protocol) -> ProtocolSpec:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -133,7 +133,12 @@ def open_workup(*, patient: Patient, user, protocol: Protocol | None = None) -> 
         last_change_at=timezone.now(),
         last_change_by=user,
     )
-    _save_as(workup, user)
+    try:
+        with transaction.atomic():
+            _save_as(workup, user)
+    except IntegrityError:
+        # Someone opened one a moment ago (one open workup per patient): use theirs.
+        return patient.workups.get(status=Workup.Status.OPEN)
     refresh_snapshot(workup)
     return workup
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.paginator import Paginator
 from django.db import connection
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -21,16 +21,19 @@ from .access import (
     can_write_workup,
     get_patient_for_user,
     get_workup_for_user,
-    patients_for_user,
     require_write,
     require_write_workup,
+    site_access,
     sites_for_user,
     writable_sites_for_user,
 )
 from .checklist import record_values
 from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
-from .models import AuditEvent, StepMark, Workup
+from .keyset import Cursor
+from .models import AuditEvent, StepMark
+from .protocol_cache import newest_published
 from .views_audit import changes_since
+from .worklist import worklist_page
 
 SEARCH_SESSION_KEY = "worklist_search"
 # Only decides whether to offer the adult-pathway override (D14); the rules use
@@ -59,6 +62,7 @@ def about(request):
 
 @require_GET
 def worklist(request):
+    """Four queries whatever the number of patients: session, user, memberships, one page."""
     # The search term lives in the session, not in the URL: patient identifiers
     # never appear in query strings (and so never in proxy or server logs).
     search = request.session.get(SEARCH_SESSION_KEY, "")
@@ -66,31 +70,20 @@ def worklist(request):
     step_filter = request.GET.get("step", "")
     if step_filter not in dict(step_choices):
         step_filter = ""  # only known step codes reach the query
-    patients = patients_for_user(request.user).select_related("site")
-    if search:
-        patients = (
-            patients.filter(mrn__istartswith=search)
-            | patients.filter(family_name__istartswith=search)
-            | patients.filter(given_name__istartswith=search)
-        )
-    if step_filter:
-        patients = patients.filter(
-            workups__status=Workup.Status.OPEN, workups__suggestions__step_code=step_filter
-        )
-    patients = patients.distinct().order_by("family_name", "given_name", "id")
-    page = Paginator(patients, request_page_size(request)).get_page(request.GET.get("page"))
-    workups = {
-        w.patient_id: w
-        for w in Workup.objects.filter(
-            patient_id__in=[p.pk for p in page.object_list], status=Workup.Status.OPEN
-        ).order_by("opened_at")
-    }
+    access = site_access(request.user)
+    page = worklist_page(
+        site_ids=access.site_ids,
+        search=search,
+        step_code=step_filter,
+        cursor=Cursor.from_query(request.GET),
+        size=settings.WORKLIST_PAGE_SIZE,
+    )
+    sites = {site.pk: site for site in access.sites}
     titles = dict(step_choices)
     rows = []
-    for patient in page.object_list:
-        workup = workups.get(patient.pk)
-        suggested = [titles.get(code, code) for code in workup.suggested_steps] if workup else []
-        rows.append((patient, workup, suggested))
+    for patient in page.rows:
+        suggested = [titles.get(code, code) for code in patient.suggested_steps or ()]
+        rows.append((patient, sites.get(patient.site_id), suggested))
     return render(
         request,
         "workup/worklist.html",
@@ -101,23 +94,17 @@ def worklist(request):
             "search": search,
             "step_filter": step_filter,
             "step_choices": step_choices,
-            "can_create": writable_sites_for_user(request.user).exists(),
+            "can_create": access.can_write_somewhere,
+            "site_access": access,
         },
     )
 
 
-def request_page_size(request) -> int:
-    from django.conf import settings
-
-    return settings.WORKLIST_PAGE_SIZE
-
-
 def _step_choices():
-    try:
-        spec = services.get_spec(services.current_protocol())
-    except services.NoPublishedProtocol:
+    protocol = newest_published(services.DEFAULT_PROTOCOL_CODE)
+    if protocol is None:
         return []
-    return [(step.code, step.title) for step in spec.steps]
+    return [(step.code, step.title) for step in services.get_spec(protocol).steps]
 
 
 @require_POST

@@ -42,14 +42,18 @@ def mrn_system(site_code: str) -> str:
     return configured.get(site_code) or join_system(system_base(), "site", site_code, "mrn")
 
 
-def identifier_sites(user, sites: Iterable[Site]) -> dict[int, bool]:
-    """For each site: may this user export identifiers of its patients? One query."""
+def identifier_sites(
+    user, sites: Iterable[Site], roles: dict[int, str] | None = None
+) -> dict[int, bool]:
+    """For each site: may this user export identifiers of its patients? One query, none
+    when the user's `roles` (site id -> role) are known already."""
     sites = list(sites)
     if user.is_superuser:
         return {site.pk: True for site in sites}
-    roles = dict(
-        Membership.objects.filter(user=user, site__in=sites).values_list("site_id", "role")
-    )
+    if roles is None:
+        roles = dict(
+            Membership.objects.filter(user=user, site__in=sites).values_list("site_id", "role")
+        )
     viewers_may = viewer_identifiers_allowed()
     return {
         site.pk: roles.get(site.pk) == Membership.Role.CLINICIAN
@@ -58,9 +62,11 @@ def identifier_sites(user, sites: Iterable[Site]) -> dict[int, bool]:
     }
 
 
-def may_export_identifiers(user, sites: Iterable[Site]) -> bool:
+def may_export_identifiers(
+    user, sites: Iterable[Site], roles: dict[int, str] | None = None
+) -> bool:
     """True if the user may export identifiers at every one of these sites (and there is one)."""
-    allowed = identifier_sites(user, sites)
+    allowed = identifier_sites(user, sites, roles)
     return bool(allowed) and all(allowed.values())
 
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from ..search_keys import search_key
 from .protocol import Protocol, StepDefinition
 
 
@@ -72,7 +73,11 @@ class Patient(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
+    # Search keys (workup.search_keys), kept in step with the fields above by save().
+    mrn_key = models.CharField(max_length=40, editable=False, default="")
+    family_key = models.CharField(max_length=100, editable=False, default="")
+    given_key = models.CharField(max_length=100, editable=False, default="")
+    history = HistoricalRecords(excluded_fields=["mrn_key", "family_key", "given_key"])
 
     objects = PatientQuerySet.as_manager()
 
@@ -80,13 +85,34 @@ class Patient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "mrn"], name="patient_site_mrn_unique")
         ]
+        # The worklist sorts by (family_name, given_name, id) and pages by keyset on that
+        # triple: one index for a user of one site, one for users of many sites. Search
+        # is a prefix range on a key.
         indexes = [
-            models.Index(fields=["site", "family_name", "given_name"], name="patient_site_name_idx")
+            models.Index(
+                fields=["site", "family_name", "given_name", "id"], name="patient_site_sort_idx"
+            ),
+            models.Index(fields=["family_name", "given_name", "id"], name="patient_sort_idx"),
+            models.Index(fields=["mrn_key"], name="patient_mrn_key_idx"),
+            models.Index(fields=["family_key"], name="patient_family_key_idx"),
+            models.Index(fields=["given_key"], name="patient_given_key_idx"),
         ]
         ordering = ["family_name", "given_name"]
 
     def __str__(self) -> str:
         return f"{self.family_name}, {self.given_name} ({self.mrn})"
+
+    def save(self, *args, **kwargs):
+        self.fill_search_keys()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "mrn_key", "family_key", "given_key"}
+        super().save(*args, **kwargs)
+
+    def fill_search_keys(self) -> None:
+        self.mrn_key = search_key(self.mrn)
+        self.family_key = search_key(self.family_name)
+        self.given_key = search_key(self.given_name)
 
     @property
     def age_text(self) -> str:
@@ -158,6 +184,15 @@ class Workup(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["-last_change_at"], name="workup_last_change_idx")]
+        # One open workup per patient: the worklist joins it in as one row per patient,
+        # and two clinicians opening a workup at once must not make two.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=models.Q(status="open"),
+                name="workup_one_open_per_patient",
+            )
+        ]
         ordering = ["-last_change_at"]
 
     def __str__(self) -> str:

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from django import template
 
-from ..access import sites_for_user, workups_for_user
+from ..access import site_access
 from ..exports import policy
+from ..protocol_cache import released_protocols
 
 register = template.Library()
 
 
 @register.inclusion_tag("workup/_export_actions.html", takes_context=True)
-def export_actions(context) -> dict:
+def export_actions(context, access=None) -> dict:
     """Export CSV / data dictionary, keeping the worklist's step filter (the search is in the
-    session). "Include identifiers" is offered only to users who may export them."""
+    session). "Include identifiers" is offered only to users who may export them.
+
+    `access`: the user's SiteAccess when the page has it already (saves a query)."""
     user = context["request"].user
-    sites = list(sites_for_user(user))
-    versions = list(
-        workups_for_user(user)
-        .order_by("protocol__code", "-protocol__version")
-        .values_list("protocol__code", "protocol__version")
-        .distinct()
-    )
+    access = access or site_access(user)
+    sites = list(access.sites)
+    # Every released version, not only those with workups here: the distinct versions
+    # of a million workups would cost more than the worklist itself.
+    versions = [(p.code, p.version) for p in released_protocols()]
     return {
         "show": bool(sites),
         "step_filter": context.get("step_filter", ""),
         "search": context.get("search", ""),
-        "may_identify": bool(sites) and policy.may_export_identifiers(user, sites),
+        "may_identify": bool(sites)
+        and policy.may_export_identifiers(user, sites, roles=access.roles),
         "versions": versions,
     }
