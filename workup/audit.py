@@ -5,8 +5,15 @@
   before and after, in the same transaction as the change.
 - Access: views call `record_access` for reads, prints, PDFs and exports;
   authentication signals record logins, failed logins and logouts.
-Rows are chained: each carries the hash of the one before, so altering or
-deleting a row breaks the chain and `manage.py verify_audit` names it.
+Rows are chained: each carries its position and the hash of the one before, so
+altering or deleting a row breaks the chain and `manage.py verify_audit` names it.
+
+Appending to a chain means lock, read the head, insert: three statements. That is
+right for changes (they are in a transaction anyway) but would double the cost of
+every page a clinician reads. So an access event is one INSERT, *pending*, and is
+sealed into the chain, in id order, by the next chained append (any change, login
+or logout), by `manage.py seal_audit` (run it every minute), and by verify_audit.
+Until then it is stored and shown like any other row, but not yet tamper-evident.
 """
 
 from __future__ import annotations
@@ -43,38 +50,31 @@ def record_event(
     changes: dict | None = None,
     username: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain, atomically."""
-    if user is not None and not user.is_authenticated:
-        user = None
+    """Append one event to the chain, atomically (sealing any pending access events first)."""
+    event = _new_event(
+        user=user,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        workup_id=workup_id,
+        summary=summary,
+        changes=changes,
+        username=username,
+    )
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
-        # On SQLite the IMMEDIATE transaction already holds the database's write lock.
-        last = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            at=timezone.now(),
-            user=user,
-            username=username if username is not None else (user.get_username() if user else ""),
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id or ""),
-            patient_id=patient_id,
-            workup_id=workup_id,
-            summary=summary[:300],
-            changes=_json_safe(changes or {}),
-            previous_hash=last or GENESIS_HASH,
-        )
-        event.hash = event.compute_hash()
+        _lock_chain()
+        position, previous_hash = _seal_pending()
+        _link(event, position + 1, previous_hash)
         event.save()
     return event
 
 
 def record_access(request, action: str, workup=None, *, patient=None, summary: str = ""):
-    """A read, print, PDF download or export of a patient's data."""
+    """A read, print, PDF download or export of a patient's data: one INSERT, sealed later."""
     if workup is not None:
         patient = workup.patient
-    return record_event(
+    event = _new_event(
         user=request.user,
         action=action,
         object_type="workup" if workup is not None else ("patient" if patient else ""),
@@ -83,10 +83,87 @@ def record_access(request, action: str, workup=None, *, patient=None, summary: s
         workup_id=workup.pk if workup is not None else None,
         summary=summary or f"{AuditEvent.Action(action).label} {request.path}",
     )
+    event.save()
+    return event
 
 
 def record_denied(request, summary: str) -> None:
     record_event(user=request.user, action=AuditEvent.Action.DENIED, summary=summary)
+
+
+def seal_pending() -> int:
+    """Seal every pending access event into the chain; returns how many were sealed."""
+    with transaction.atomic():
+        _lock_chain()
+        before = AuditEvent.objects.filter(position__isnull=True).count()
+        _seal_pending()
+    return before
+
+
+def _new_event(
+    *,
+    user,
+    action,
+    object_type,
+    object_id,
+    patient_id,
+    workup_id,
+    summary,
+    changes=None,
+    username=None,
+) -> AuditEvent:
+    if user is not None and not user.is_authenticated:
+        user = None
+    return AuditEvent(
+        at=timezone.now(),
+        user=user,
+        username=username if username is not None else (user.get_username() if user else ""),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        patient_id=patient_id,
+        workup_id=workup_id,
+        summary=summary[:300],
+        changes=_json_safe(changes or {}),
+    )
+
+
+def _lock_chain() -> None:
+    """Serialise appends to the chain (inside the caller's transaction)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_ID])
+    # On SQLite the IMMEDIATE transaction already holds the database's write lock.
+
+
+def _link(event: AuditEvent, position: int, previous_hash: str) -> None:
+    event.position = position
+    event.previous_hash = previous_hash
+    event.hash = event.compute_hash()
+
+
+def _seal_pending(batch_size: int = 500) -> tuple[int, str]:
+    """Chain the pending rows after the head, in id order; returns the new head.
+
+    Caller holds the chain lock. A pending row that commits after later ids were
+    sealed (possible on PostgreSQL) simply joins the chain at the next seal.
+    """
+    head = (
+        AuditEvent.objects.filter(position__isnull=False)
+        .order_by("-position")
+        .values_list("position", "hash")
+        .first()
+    )
+    position, previous_hash = head or (0, GENESIS_HASH)
+    while True:
+        pending = list(AuditEvent.objects.filter(position__isnull=True).order_by("id")[:batch_size])
+        if not pending:
+            return position, previous_hash
+        for event in pending:
+            position += 1
+            _link(event, position, previous_hash)
+            previous_hash = event.hash
+        AuditEvent.objects.bulk_update(pending, ["position", "previous_hash", "hash"])
 
 
 @dataclass(frozen=True)
@@ -95,17 +172,21 @@ class ChainCheck:
     checked: int
     first_bad_id: int | None = None
     problem: str = ""
+    pending: int = 0  # access events not yet sealed (not covered by this check)
 
 
 def verify_chain(batch_size: int = 2000) -> ChainCheck:
-    """Walk the chain in id order; report the first row whose hash or link is wrong."""
+    """Walk the chain in position order; report the first row whose hash or link is wrong."""
     previous = GENESIS_HASH
     checked = 0
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=batch_size):
-        if event.previous_hash != previous:
+    sealed = AuditEvent.objects.filter(position__isnull=False).order_by("position")
+    for event in sealed.iterator(chunk_size=batch_size):
+        if event.position != checked + 1 or event.previous_hash != previous:
             return ChainCheck(False, checked, event.pk, "its link to the previous row is broken")
         if event.compute_hash() != event.hash:
             return ChainCheck(False, checked, event.pk, "its content does not match its hash")
         previous = event.hash
         checked += 1
-    return ChainCheck(True, checked)
+    return ChainCheck(
+        True, checked, pending=AuditEvent.objects.filter(position__isnull=True).count()
+    )

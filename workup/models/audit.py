@@ -40,12 +40,23 @@ class AuditEvent(models.Model):
     workup_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     summary = models.CharField(max_length=300, blank=True)
     changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # The chain (workup.audit): `position` orders it, `previous_hash` links each row to
+    # the one before, `hash` seals the row. An access event is written first without
+    # them (one INSERT on the read path) and sealed into the chain soon after.
+    position = models.BigIntegerField(null=True, unique=True)
+    previous_hash = models.CharField(max_length=64, blank=True)
+    # NULL, not "", while pending: several pending rows must not collide on the unique index.
+    hash = models.CharField(max_length=64, unique=True, null=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["user", "at"], name="audit_user_at_idx")]
+        indexes = [
+            models.Index(fields=["user", "at"], name="audit_user_at_idx"),
+            # The rows still to seal: a handful, found without reading the rest.
+            models.Index(
+                fields=["id"], condition=models.Q(position__isnull=True), name="audit_pending_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.summary}"
@@ -57,6 +68,10 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only.")
+
+    @property
+    def sealed(self) -> bool:
+        return self.position is not None
 
     def compute_hash(self) -> str:
         """SHA-256 over the previous hash and every recorded field, in a fixed order."""
