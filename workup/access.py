@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Value
 from django.http import Http404
 
 from .audit import record_event
+from .marks_query import marks_json
 from .models import AuditEvent, Membership, Patient, Site, Workup
 
 
@@ -77,15 +78,14 @@ def get_patient_for_user(user, patient_id: int) -> Patient:
     return patient
 
 
-def get_workup_for_user(user, workup_id: int) -> Workup:
-    """The workup, if the user may see it; it knows whether the user may also write to it."""
-    workup = (
-        workups_for_user(user)
-        .select_related("patient__site", "protocol")
-        .annotate(user_can_write=_writable_by(user))
-        .filter(pk=workup_id)
-        .first()
-    )
+def get_workup_for_user(user, workup_id: int, *, with_marks: bool = False) -> Workup:
+    """The workup, if the user may see it; it knows whether the user may also write to it.
+
+    with_marks: its marks come in the same query (`workup.marks_json`, see marks_query)."""
+    workups = workups_for_user(user).select_related("patient__site", "protocol")
+    if with_marks:
+        workups = workups.annotate(marks_json=marks_json())
+    workup = workups.annotate(user_can_write=_writable_by(user)).filter(pk=workup_id).first()
     if workup is None:
         _not_found(user, Workup, workup_id)
     return workup

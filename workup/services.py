@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import checklist as checklist_builder
 from .engine import Evaluation, PatientInput, RecordInput, build_facts, evaluate
+from .marks_query import MarkRow, mark_rows, mark_rows_from_models, user_name
 from .models import Patient, Protocol, StepMark, StepRecord, Workup, WorkupSuggestion
 from .protocol_cache import get_spec
 from .spec import ProtocolSpec
@@ -39,7 +40,7 @@ class WorkupState:
     workup: Workup
     spec: ProtocolSpec
     records: list[StepRecord]
-    marks: list[StepMark]
+    marks: list[MarkRow]
     evaluation: Evaluation
 
     def checklist(self) -> checklist_builder.Checklist:
@@ -47,14 +48,8 @@ class WorkupState:
             self.spec,
             self.evaluation,
             [record_view(r) for r in self.records],
-            {m.step.code: mark_view(m) for m in self.marks},
+            {m.step_code: mark_view(m) for m in self.marks},
         )
-
-
-def _user_name(user) -> str:
-    if user is None:
-        return ""
-    return user.get_full_name() or user.get_username()
 
 
 def record_view(record: StepRecord) -> checklist_builder.RecordView:
@@ -64,14 +59,14 @@ def record_view(record: StepRecord) -> checklist_builder.RecordView:
         values=record.values,
         performed_on=record.performed_on,
         note=record.note,
-        recorded_by=_user_name(record.recorded_by),
+        recorded_by=user_name(record.recorded_by),
         recorded_at=record.recorded_at,
     )
 
 
-def mark_view(mark: StepMark) -> checklist_builder.MarkView:
+def mark_view(mark: MarkRow) -> checklist_builder.MarkView:
     return checklist_builder.MarkView(
-        status=mark.status, reason=mark.reason, set_by=_user_name(mark.set_by), set_at=mark.set_at
+        status=mark.status, reason=mark.reason, set_by=mark.set_by, set_at=mark.set_at
     )
 
 
@@ -85,7 +80,7 @@ def patient_input(workup: Workup, on: date | None = None) -> PatientInput:
 
 
 def evaluate_records(
-    spec: ProtocolSpec, workup: Workup, records: list[StepRecord], marks: list[StepMark]
+    spec: ProtocolSpec, workup: Workup, records: list[StepRecord], marks: list[MarkRow]
 ) -> Evaluation:
     facts = build_facts(
         spec,
@@ -94,19 +89,29 @@ def evaluate_records(
             RecordInput(r.step.code, r.values, r.performed_on, sequence=r.pk or 0) for r in records
         ],
     )
-    return evaluate(spec, facts, marks={m.step.code: m.status for m in marks})
+    return evaluate(spec, facts, marks={m.step_code: m.status for m in marks})
 
 
-def load_state(workup: Workup) -> WorkupState:
-    """Two queries (records, marks) plus the protocol, which is cached once published."""
+def load_state(workup: Workup, *, marks: list[MarkRow] | None = None) -> WorkupState:
+    """One query for the results, one for the marks unless given (read with the workup:
+    access.get_workup_for_user(..., with_marks=True)); the protocol is cached once published."""
     spec = get_spec(workup.protocol)
     records = list(
         workup.records.select_related("step", "recorded_by").order_by(
             "performed_on", "recorded_at", "id"
         )
     )
-    marks = list(workup.marks.select_related("step", "set_by"))
+    if marks is None:
+        marks = mark_rows_from_models(workup.marks.select_related("step", "set_by"))
     return WorkupState(workup, spec, records, marks, evaluate_records(spec, workup, records, marks))
+
+
+def load_read_state(workup: Workup) -> WorkupState:
+    """load_state using the marks read with the workup (get_workup_for_user(with_marks=True));
+    a workup fetched without them costs the marks query."""
+    if not hasattr(workup, "marks_json"):
+        return load_state(workup)
+    return load_state(workup, marks=mark_rows(workup.marks_json))
 
 
 def current_protocol(code: str = DEFAULT_PROTOCOL_CODE) -> Protocol:

@@ -283,12 +283,12 @@ def preview_move(workup: Workup) -> MovePreview:
     state = services.load_state(workup)
     old_spec, new_spec = state.spec, get_spec(preview.target)
     records = [r for r in state.records if r.step.code in new_spec.steps_by_code]
-    marks = [m for m in state.marks if m.step.code in new_spec.steps_by_code]
+    marks = [m for m in state.marks if m.step_code in new_spec.steps_by_code]
     after = services.evaluate_records(new_spec, workup, records, marks)
     preview.step_changes = _step_changes(old_spec, state.evaluation, new_spec, after)
     preview.derived_changes = _derived_changes(old_spec, state.evaluation, new_spec, after)
     preview.errors = after.errors
-    used = {r.step.code for r in state.records} | {m.step.code for m in state.marks}
+    used = {r.step.code for r in state.records} | {m.step_code for m in state.marks}
     for step in old_spec.steps:
         if step.code not in new_spec.steps_by_code:
             target = preview.removed_steps_with_data if step.code in used else preview.removed_steps

@@ -211,8 +211,8 @@ def adult_pathway(request, workup_id: int):
 
 @require_GET
 def checklist(request, workup_id: int):
-    workup = get_workup_for_user(request.user, workup_id)
-    state = services.load_state(workup)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
+    state = services.load_read_state(workup)
     audit.record_access(request, AuditEvent.Action.VIEW, workup)
     return render(
         request,
@@ -250,8 +250,8 @@ def _editable_record(step, state: services.WorkupState):
 
 @require_http_methods(["GET", "POST"])
 def step_form(request, workup_id: int, step_code: str):
-    workup = get_workup_for_user(request.user, workup_id)
-    state = services.load_state(workup)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
+    state = services.load_read_state(workup)
     step = _spec_step(state, step_code)
     editing = _editable_record(step, state)
     if request.method == "GET":

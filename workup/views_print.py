@@ -25,7 +25,7 @@ SUMMARY_TEMPLATE = "workup/print/summary.html"
 @require_GET
 @never_cache
 def summary(request, workup_id: int):
-    workup = get_workup_for_user(request.user, workup_id)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     response = render(request, SUMMARY_TEMPLATE, summary_context(request, workup, for_pdf=False))
     # Opening the print page counts as printing it: the browser does not say whether
     # the print dialog was confirmed.
@@ -36,7 +36,7 @@ def summary(request, workup_id: int):
 @require_GET
 @never_cache
 def summary_pdf(request, workup_id: int):
-    workup = get_workup_for_user(request.user, workup_id)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     paper = request.GET.get("paper", pdf.DEFAULT_PAPER).lower()
     if paper not in pdf.PAPER_SIZES:
         raise Http404("Unknown paper size.")
@@ -53,7 +53,7 @@ def summary_pdf(request, workup_id: int):
 
 
 def summary_context(request, workup: Workup, *, for_pdf: bool) -> dict:
-    state = services.load_state(workup)
+    state = services.load_read_state(workup)
     checklist = state.checklist()
     records = [record for item in checklist.items for record in item.records]
     patient = workup.patient
