@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from workup import services
+from workup import checklist_cache, services
 from workup.models import Membership
 from workup.protocol_cache import clear_cache
 from workup.protocol_file import read_protocol_file
@@ -30,8 +30,10 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _fresh_protocol_cache():
     clear_cache()
+    checklist_cache.clear()
     yield
     clear_cache()
+    checklist_cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import audit, services
+from . import audit, checklist_cache, services
 from .access import (
     can_write,
     can_write_workup,
@@ -211,8 +211,14 @@ def adult_pathway(request, workup_id: int):
 
 @require_GET
 def checklist(request, workup_id: int):
+    """Five queries (session, user, workup with marks, results, access event); four when
+    this version of the workup's checklist was built before (checklist_cache)."""
     workup = get_workup_for_user(request.user, workup_id, with_marks=True)
-    state = services.load_read_state(workup)
+    today = timezone.localdate()
+    built = checklist_cache.get_or_build(
+        checklist_cache.key_for(workup, today),
+        lambda: services.load_read_state(workup).checklist(),
+    )
     audit.record_access(request, AuditEvent.Action.VIEW, workup)
     return render(
         request,
@@ -220,10 +226,9 @@ def checklist(request, workup_id: int):
         {
             "workup": workup,
             "patient": workup.patient,
-            "checklist": state.checklist(),
+            "checklist": built,
             "can_write": can_write_workup(request.user, workup),
-            "is_child": state.evaluation.facts["patient"]["age_years"] is not None
-            and state.evaluation.facts["patient"]["age_years"] < ADULT_AGE_YEARS,
+            "is_child": workup.patient.age_years_on(today) < ADULT_AGE_YEARS,
         },
     )
 

@@ -1,0 +1,62 @@
+"""Built checklists kept in process memory, keyed by everything they are built from.
+
+Building a checklist evaluates every rule of the protocol (the engine) and is the
+largest cost of the page after rendering. A workup's results and marks change only
+through services, which bump `workup.version` in the same transaction, so a key
+of (workup, version, protocol, the patient facts, today) can never serve a stale
+checklist: a new write makes a new key, and old keys age out of the LRU.
+Drafts are never cached (their content may change). Names of people shown on the
+checklist (who recorded a result) are as they were when it was built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from .models import Protocol, Workup
+
+MAX_ENTRIES = 2048
+
+_entries: OrderedDict[tuple, Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+def clear() -> None:
+    with _lock:
+        _entries.clear()
+
+
+def key_for(workup: Workup, today: date) -> tuple | None:
+    """None when the checklist must not be cached (a draft protocol)."""
+    if workup.protocol.status == Protocol.Status.DRAFT:
+        return None
+    patient = workup.patient
+    return (
+        workup.pk,
+        workup.version,
+        workup.protocol_id,
+        workup.adult_pathway,
+        patient.birth_date,
+        patient.sex,
+        today,
+    )
+
+
+def get_or_build(key: tuple | None, build: Callable[[], Any]) -> Any:
+    if key is None:
+        return build()
+    with _lock:
+        if key in _entries:
+            _entries.move_to_end(key)
+            return _entries[key]
+    value = build()
+    with _lock:
+        _entries[key] = value
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
+    return value
