@@ -1,0 +1,136 @@
+"""Query budgets per page (issue 6), each measured at two sizes and required to be equal.
+
+- worklist <= 4 (first page, last page, a search, a step filter): 10 and 1,010 patients
+- checklist <= 5 (built) and 4 (built before), step form <= 5, summary <= 6:
+  1 and 50 step records, among 10 and 1,010 patients
+
+Patients come from `seed_demo` (bulk, every workup stage); the counted requests run
+through the test client after one warm-up request, as a running server has its
+protocol cache. The checklist is also counted with its cache emptied (a first view).
+"""
+
+from datetime import date, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from workup import checklist_cache, services
+from workup.models import Patient, Site, Workup
+
+from .factories import PatientFactory
+
+WORKLIST_BUDGET = 4
+CHECKLIST_BUDGET = 5
+CHECKLIST_BUILT_BEFORE_BUDGET = 4
+STEP_FORM_BUDGET = 5
+SUMMARY_BUDGET = 6
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(patients: int, username: str) -> None:
+    call_command("seed_demo", "--patients", str(patients), "--member", username, stdout=StringIO())
+
+
+def queries(client, url: str, *, fresh_checklist: bool = False, **params) -> int:
+    """Queries of one GET after a warm-up GET of the same page."""
+    assert client.get(url, params).status_code == 200
+    if fresh_checklist:
+        checklist_cache.clear()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def workup_with_results(site: Site, user, results: int) -> Workup:
+    """A workup with `results` step records: history, then repeated tryptase values."""
+    patient = PatientFactory(site=site, birth_date=date(1970, 3, 1))
+    workup = services.open_workup(patient=patient, user=user)
+    day = date(2025, 1, 1)
+    record_result(workup, user, "history", {"anaphylaxis": True}, day)
+    for n in range(results - 1):
+        value = {"value_ng_ml": 10.0 + n % 30, "is_baseline": n == 0}
+        record_result(workup, user, "serum_tryptase", value, day + timedelta(days=n + 1))
+    workup.refresh_from_db()
+    assert workup.records.count() == results
+    return workup
+
+
+def record_result(workup, user, step_code, values, day):
+    workup.refresh_from_db()
+    services.record_step(
+        workup=workup,
+        step_code=step_code,
+        values=values,
+        performed_on=day,
+        note="",
+        user=user,
+        expected_version=workup.version,
+    )
+
+
+def page_counts(client, small: Workup, large: Workup) -> dict[str, tuple[int, int]]:
+    """(count for the small workup, count for the large one) per page."""
+    counts = {}
+    for name, route in (
+        ("checklist", "checklist"),
+        ("summary", "workup_summary"),
+    ):
+        counts[name] = tuple(queries(client, reverse(route, args=[w.pk])) for w in (small, large))
+    counts["checklist, first view"] = tuple(
+        queries(client, reverse("checklist", args=[w.pk]), fresh_checklist=True)
+        for w in (small, large)
+    )
+    counts["step form"] = tuple(
+        queries(client, reverse("step_form", args=[w.pk, "serum_tryptase"])) for w in (small, large)
+    )
+    return counts
+
+
+def worklist_counts(client) -> dict[str, int]:
+    counts = {
+        "first page": queries(client, reverse("worklist")),
+        "last page": queries(client, reverse("worklist"), page="last"),
+        "step filter": queries(client, reverse("worklist"), step="serum_tryptase"),
+    }
+    first = Patient.objects.order_by("family_name", "given_name", "id").first()
+    counts["next page"] = queries(client, reverse("worklist"), after=first.pk)
+    client.post(reverse("worklist_search"), {"q": first.family_name[:3]})
+    counts["search"] = queries(client, reverse("worklist"))
+    client.post(reverse("worklist_search"), {"clear": "1"})
+    return counts
+
+
+def test_page_queries_are_within_budget_and_do_not_grow_with_data(client, clinician_a, site_a):
+    client.force_login(clinician_a)
+    small_workup = workup_with_results(site_a, clinician_a, results=1)
+    large_workup = workup_with_results(site_a, clinician_a, results=50)
+    seed(8, clinician_a.username)
+    assert Patient.objects.count() == 10
+
+    pages_at_10 = page_counts(client, small_workup, large_workup)
+    worklist_at_10 = worklist_counts(client)
+
+    seed(1_000, clinician_a.username)
+    assert Patient.objects.count() == 1_010
+
+    pages_at_1010 = page_counts(client, small_workup, large_workup)
+    worklist_at_1010 = worklist_counts(client)
+
+    print(f"\nqueries: worklist {worklist_at_10}; pages (1 result, 50 results) {pages_at_10}")
+    # Equal at both sizes, and (for workup pages) at 1 and 50 results.
+    assert worklist_at_1010 == worklist_at_10
+    assert pages_at_1010 == pages_at_10
+    for name, (one_result, fifty_results) in pages_at_10.items():
+        assert one_result == fifty_results, name
+    # Within budget.
+    assert max(worklist_at_10.values()) <= WORKLIST_BUDGET, worklist_at_10
+    assert pages_at_10["checklist, first view"][0] <= CHECKLIST_BUDGET
+    assert pages_at_10["checklist"][0] <= CHECKLIST_BUILT_BEFORE_BUDGET
+    assert pages_at_10["step form"][0] <= STEP_FORM_BUDGET
+    assert pages_at_10["summary"][0] <= SUMMARY_BUDGET
