@@ -19,6 +19,7 @@ from .conftest import ROOT, record
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "test-password-123"
+EXPORT_OBJECT_TYPE = "workup"
 
 
 def login(client, user, password=PASSWORD):
@@ -217,6 +218,12 @@ def test_a_workflow_produces_exactly_the_expected_audit_rows(clinician_a, site_a
             "workup_version": workup.version,
         },
     )
+    assert client.get(reverse("workup_summary", args=[workup.pk])).status_code == 200
+    assert client.get(reverse("workup_summary_pdf", args=[workup.pk])).status_code == 200
+    export = client.get(reverse("workups_export_csv"))
+    assert export.status_code == 200
+    b"".join(export.streaming_content)  # the export is audited once it has been written
+    assert client.get(reverse("workup_fhir", args=[workup.pk])).status_code == 200
     client.post(reverse("logout"))
     assert response.status_code == 302
     actions = [(a, t) for a, t in events(id__gt=start)]
@@ -226,8 +233,13 @@ def test_a_workflow_produces_exactly_the_expected_audit_rows(clinician_a, site_a
         ("view", "workup"),
         ("create", "workup.steprecord"),
         ("create", "workup.stepmark"),
+        ("print", "workup"),
+        ("pdf", "workup"),
+        ("export", EXPORT_OBJECT_TYPE),
+        ("export", "workup"),
         ("logout", ""),
     ]
+    call_command("verify_audit", stdout=StringIO())  # exits 1 (raises) if the chain broke
     failed = AuditEvent.objects.get(action="login_failed")
     assert failed.username == clinician_a.username and failed.user is None
     assert AuditEvent.objects.filter(action="login", user=clinician_a).count() == 1
@@ -336,3 +348,118 @@ def test_the_logs_of_a_workflow_hold_no_identifiers_or_values(caplog, clinician_
     logged = caplog.text
     for secret in ("LOGMRN77", "Zebulon", "Quentin", "4242.5", "1717.25", PASSWORD, "wrong"):
         assert secret not in logged
+
+
+# --- found in review: each was a bug --------------------------------------------------------
+
+
+def test_a_patient_and_its_audit_row_are_written_together_or_not_at_all(
+    monkeypatch, clinician_a, site_a
+):
+    from workup import signals
+
+    real = signals.record_event
+
+    def failing_for_patients(**event):
+        if event.get("object_type") == "workup.patient":
+            raise RuntimeError("the audit trail is unavailable")
+        return real(**event)
+
+    monkeypatch.setattr(signals, "record_event", failing_for_patients)
+    client = Client(raise_request_exception=False)
+    client.force_login(clinician_a)
+    response = client.post(
+        reverse("patient_new"),
+        {
+            "site": site_a.pk,
+            "mrn": "ATOMIC-1",
+            "family_name": "Atom",
+            "given_name": "Ada",
+            "birth_date": "1970-01-01",
+            "sex": "female",
+        },
+    )
+    assert response.status_code == 500
+    assert not Patient.objects.filter(mrn="ATOMIC-1").exists()
+
+
+def test_numbers_the_database_rewrites_keep_the_chain_intact(as_clinician_a, workup_a):
+    """PostgreSQL's jsonb gives -0.0 back as 0 and 1e16 as an integer: the hash must still
+    match (this ran green on SQLite and failed on PostgreSQL)."""
+    response = as_clinician_a.post(
+        reverse("step_form", args=[workup_a.pk, "serum_tryptase"]),
+        {
+            "value_ng_ml": "-0",
+            "is_baseline": "yes",
+            "performed_on": "2026-01-10",
+            "workup_version": workup_a.version,
+        },
+    )
+    assert response.status_code == 302
+    from workup.audit import record_event
+
+    record_event(action="update", summary="numbers", changes={"v": [-0.0, 1e16, 2.0, 0.1]})
+    call_command("verify_audit", stdout=StringIO())
+    assert AuditEvent.objects.get(summary="numbers").changes == {"v": [0, 10**16, 2, 0.1]}
+
+
+def test_disabling_a_user_ends_their_sessions_and_is_audited(clinician_a):
+    client = Client()
+    login(client, clinician_a)
+    key = client.session.session_key
+    clinician_a.is_active = False
+    clinician_a.save()
+
+    assert not Session.objects.filter(session_key=key).exists()
+    clinician_a.is_active = True
+    clinician_a.save()
+    response = client.get(reverse("worklist"))  # the old cookie does not come back to life
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    change = AuditEvent.objects.filter(object_type="auth.user", action="update").first()
+    assert change.changes["is_active"] == [True, False]
+
+
+def test_granting_a_role_group_is_audited(admin_user, clinician_a):
+    from django.contrib.auth.models import Group
+
+    clinician_a.groups.add(Group.objects.get(name="Protocol admins"))
+
+    event = AuditEvent.objects.get(object_type="auth.user", summary__contains="added to")
+    assert event.changes == {"groups": {"added": ["Protocol admins"]}}
+
+
+def test_odd_worklist_cursors_are_ignored(as_clinician_a):
+    for value in ("²", "³", "-1", "1e3", "0x10", " 1"):
+        assert as_clinician_a.get(reverse("worklist"), {"after": value}).status_code == 200
+        assert as_clinician_a.get(reverse("worklist"), {"before": value}).status_code == 200
+
+
+def test_audit_report_dates_far_from_now_are_a_field_error_not_a_500(admin_client, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    for params in ({"start": "0001-01-01"}, {"end": "9999-12-31"}):
+        response = admin_client.get(reverse("audit_report"), params)
+        assert response.status_code in (200, 400)
+        assert "Ensure this value is" in response.content.decode()
+
+
+def test_the_audit_csv_neutralises_formulas_and_writes_changes_as_json(admin_client):
+    import csv
+    import json
+
+    Client().post(reverse("login"), {"username": '=HYPERLINK("x")', "password": "x"})
+    export = admin_client.get(reverse("audit_report_csv"))
+    rows = list(csv.DictReader(b"".join(export.streaming_content).decode().splitlines()))
+    failed = next(r for r in rows if r["action"] == "login_failed")
+    assert failed["username"] == '\'=HYPERLINK("x")'
+    assert all(isinstance(json.loads(r["changes"]), dict) for r in rows)
+
+
+def test_the_history_page_shows_utc_as_it_says(as_clinician_a, clinician_a, workup_a, settings):
+    from datetime import UTC, datetime
+
+    settings.TIME_ZONE = "America/New_York"
+    record(workup_a, clinician_a, "history", {"anaphylaxis": False})
+    event = AuditEvent.objects.filter(workup_id=workup_a.pk, action="create").last()
+    AuditEvent.objects.filter(pk=event.pk).update(at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    body = as_clinician_a.get(reverse("workup_history", args=[workup_a.pk])).content.decode()
+    assert "01 Mar 2026 12:00:00" in body

@@ -34,8 +34,24 @@ _CHAIN_LOCK_ID = 7_316_201
 
 
 def _json_safe(value: Any) -> Any:
-    """What the value will be after a round trip through the database's JSON column."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False))
+    """What the value will be after a round trip through the database's JSON column.
+
+    Numbers are made canonical first: PostgreSQL's jsonb gives back 2.0 as 2.0 but
+    1e16 as 10000000000000000 and -0.0 as 0, which would no longer match the hash
+    taken over them. A float with no fraction is stored as the integer it equals.
+    """
+    plain = json.loads(json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False))
+    return _canonical_numbers(plain)
+
+
+def _canonical_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_canonical_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _canonical_numbers(v) for k, v in value.items()}
+    return value
 
 
 def record_event(

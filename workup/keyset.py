@@ -29,7 +29,8 @@ class Cursor:
             return cls(last=True)
         for name in ("after", "before"):
             value = params.get(name, "")
-            if value.isdigit() and len(value) < 19:  # fits a 64-bit id
+            # ASCII digits only ('²'.isdigit() is true), and short enough for a 64-bit id.
+            if value.isascii() and value.isdigit() and len(value) < 19:
                 return cls(**{name: int(value)})
         return cls()
 

@@ -6,12 +6,18 @@ row for every tracked change, and we append the matching audit event.
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
+from simple_history.models import HistoricalRecords
 from simple_history.signals import post_create_historical_record
 
 from .audit import record_event
 from .models import AuditEvent
+from .user_sessions import end_sessions_of
+
+User = get_user_model()
 
 _ACTIONS = {
     "+": AuditEvent.Action.CREATE,
@@ -99,4 +105,41 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     username = str(credentials.get("username", ""))[:150]
     record_event(
         action=AuditEvent.Action.LOGIN_FAILED, username=username, summary="Failed login attempt"
+    )
+
+
+@receiver(pre_save, sender=User)
+def remember_whether_active(sender, instance, update_fields=None, **kwargs):
+    if instance.pk is None or (update_fields is not None and "is_active" not in update_fields):
+        return
+    instance._was_active = (
+        User.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+    )
+
+
+@receiver(post_save, sender=User)
+def sign_out_a_disabled_user(sender, instance, **kwargs):
+    """Disabling an account ends its sessions now, not at their next request: a session
+    kept on the server would come back if the account were enabled again."""
+    if getattr(instance, "_was_active", False) and not instance.is_active:
+        end_sessions_of(instance)
+    instance._was_active = instance.is_active
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def audit_group_change(sender, instance, action, pk_set, model, **kwargs):
+    """Groups grant roles (e.g. Protocol admins): adding or removing one is audited."""
+    if action not in ("post_add", "post_remove", "post_clear") or not isinstance(instance, User):
+        return
+    names = sorted(model.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
+    verb = {"post_add": "added to", "post_remove": "removed from", "post_clear": "removed from"}
+    request = getattr(HistoricalRecords.context, "request", None)
+    record_event(
+        user=getattr(request, "user", None),
+        action=AuditEvent.Action.UPDATE,
+        object_type="auth.user",
+        object_id=instance.pk,
+        summary=f"User {instance.get_username()} {verb[action]} "
+        f"{', '.join(names) if names else 'every group'}",
+        changes={"groups": {"added" if action == "post_add" else "removed": names or ["*"]}},
     )

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
+from django.db import connection, transaction
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -129,7 +129,8 @@ def patient_new(request):
     if request.method == "POST" and form.is_valid():
         patient = form.save(commit=False)
         patient.created_by = request.user
-        patient.save()
+        with transaction.atomic():  # the patient and its audit row, or neither
+            patient.save()
         messages.success(request, f"Patient {patient} added.")
         return redirect("patient_detail", patient_id=patient.pk)
     return render(
@@ -152,7 +153,8 @@ def patient_detail(request, patient_id: int):
         sites=writable_sites_for_user(request.user) if writable else sites_for_user(request.user),
     )
     if request.method == "POST" and form.is_valid():
-        form.save()
+        with transaction.atomic():  # the change and its audit row, or neither
+            form.save()
         messages.success(request, "Patient details saved.")
         return redirect("patient_detail", patient_id=patient.pk)
     if not writable:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime, time
+import json
+from datetime import UTC, date, datetime, time
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_GET
 from . import audit
 from .access import get_workup_for_user
 from .audit_display import change_lines
+from .exports.csv_export import csv_value
 from .models import AuditEvent, StepMark, StepRecord
 from .protocol_cache import get_spec
 
@@ -84,14 +87,25 @@ def changes_since(workup, since: float | None, spec, limit: int = 50):
     ]
 
 
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
+
+
 class AuditFilterForm(forms.Form):
     user = forms.CharField(label="Username", required=False, max_length=150)
     patient = forms.IntegerField(label="Patient id", required=False, min_value=1)
+    # Bounded: a date near year 1 or 9999 overflows when moved to UTC.
     start = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[MinValueValidator(EARLIEST), MaxValueValidator(LATEST)],
     )
     end = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[MinValueValidator(EARLIEST), MaxValueValidator(LATEST)],
     )
     action = forms.ChoiceField(
         label="Action", required=False, choices=[("", "Any"), *AuditEvent.Action.choices]
@@ -187,15 +201,15 @@ def audit_report_csv(request):
                 [
                     e.pk,
                     e.at.isoformat(),
-                    e.username,
+                    csv_value(e.username),  # anyone can type a username at the login page
                     e.action,
                     e.object_type,
-                    e.object_id,
+                    csv_value(e.object_id),
                     e.patient_id or "",
                     e.workup_id or "",
-                    e.summary,
-                    e.changes,
-                    e.hash,
+                    csv_value(e.summary),
+                    csv_value(json.dumps(e.changes, ensure_ascii=False, sort_keys=True)),
+                    e.hash or "",
                 ]
             )
 

@@ -1,5 +1,6 @@
 """Models: the protocol (versioned checklist content) and the clinical records."""
 
+from . import accounts  # noqa: F401 - user accounts are audited like our models
 from .audit import AuditEvent
 from .clinical import Membership, Patient, Site, StepMark, StepRecord, Workup, WorkupSuggestion
 from .protocol import (

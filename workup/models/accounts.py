@@ -1,0 +1,11 @@
+"""Audit for user accounts: Django's User is tracked like our own models.
+
+Creating, changing (including disabling) and deleting a user are written to the
+audit trail through django-simple-history, as for patients and workups. The
+password hash and the last-login time are not kept in the history.
+"""
+
+from django.contrib.auth import get_user_model
+from simple_history import register
+
+register(get_user_model(), app="workup", excluded_fields=["password", "last_login"])
