@@ -141,6 +141,9 @@ numbers_as_text = st.one_of(
     st.decimals().map(str),
 )
 junk = st.one_of(texts, numbers_as_text)
+dates_as_text = st.one_of(
+    st.dates().map(str), st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-30"])
+)
 OMIT = object()
 
 
@@ -516,9 +519,11 @@ def test_the_adult_pathway_form_survives_arbitrary_input(browser, workup, enable
     clear=st.booleans(),
     step=st.one_of(st.just(OMIT), st.sampled_from(STEP_CODES), junk),
     page=st.one_of(st.just(OMIT), numbers_as_text, junk),
+    after=st.one_of(st.just(OMIT), numbers_as_text, junk),
+    before=st.one_of(st.just(OMIT), numbers_as_text, junk),
 )
 def test_the_worklist_search_survives_arbitrary_input(
-    browser, workup, other_patient, q, clear, step, page
+    browser, workup, other_patient, q, clear, step, page, after, before
 ):
     with rolled_back():
         before = clinical_state()
@@ -526,12 +531,50 @@ def test_the_worklist_search_survives_arbitrary_input(
         response = browser.post(reverse("worklist_search"), body)
         assert_no_server_error(response, body)
         assert response.status_code == 302
-        query = {k: v for k, v in {"step": step, "page": page}.items() if v is not OMIT}
+        query = {
+            k: v
+            for k, v in {"step": step, "page": page, "after": after, "before": before}.items()
+            if v is not OMIT
+        }
         listing = browser.get(reverse("worklist"), query)
         assert_no_server_error(listing, {**body, **query})
         assert listing.status_code == 200
         assert_escaped(listing, {**body, **query})
         assert clinical_state() == before
+
+
+# --- the audit report -------------------------------------------------------------------------
+
+
+@fuzz_settings(examples=25)
+@given(
+    user=st.one_of(st.just(OMIT), texts),
+    patient=st.one_of(st.just(OMIT), numbers_as_text, junk),
+    start=st.one_of(st.just(OMIT), dates_as_text, junk),
+    end=st.one_of(st.just(OMIT), dates_as_text, junk),
+    action=st.one_of(st.just(OMIT), st.sampled_from([a for a, _ in AuditEvent.Action.choices])),
+)
+def test_the_audit_report_filters_survive_arbitrary_input(
+    admin_client, user, patient, start, end, action
+):
+    query = {
+        k: v
+        for k, v in {
+            "user": user,
+            "patient": patient,
+            "start": start,
+            "end": end,
+            "action": action,
+        }.items()
+        if v is not OMIT
+    }
+    for name in ("audit_report", "audit_report_csv"):
+        response = admin_client.get(reverse(name), query)
+        if response.streaming:
+            b"".join(response.streaming_content)  # a CSV fails, if at all, while written
+        assert_no_server_error(response, query)
+        if name == "audit_report":
+            assert_escaped(response, query)
 
 
 # --- the batch command ------------------------------------------------------------------------
