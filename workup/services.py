@@ -193,8 +193,8 @@ def record_step(
     record: StepRecord | None = None,
 ) -> SaveResult:
     """Save a step's result (new, or an edit of `record`) and re-evaluate the checklist."""
+    _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
     before = load_state(workup)
-    _claim_version(workup, expected_version, user)
     step = workup.protocol.stepdefinition_set.get(code=step_code)
     if record is None:
         record = StepRecord(workup=workup, step=step, recorded_by=user)
@@ -212,8 +212,8 @@ def record_step(
 def set_mark(
     *, workup: Workup, step_code: str, status: str, reason: str, user, expected_version: int | None
 ) -> SaveResult:
+    _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
     before = load_state(workup)
-    _claim_version(workup, expected_version, user)
     step = workup.protocol.stepdefinition_set.get(code=step_code)
     mark = workup.marks.filter(step=step).first() or StepMark(workup=workup, step=step)
     mark.status = status
@@ -225,8 +225,8 @@ def set_mark(
 
 @transaction.atomic
 def clear_mark(*, workup: Workup, step_code: str, user, expected_version: int | None) -> SaveResult:
+    _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
     before = load_state(workup)
-    _claim_version(workup, expected_version, user)
     for mark in workup.marks.filter(step__code=step_code):
         _delete_as(mark, user)
     return _finish(workup, before)
@@ -237,8 +237,8 @@ def set_adult_pathway(
     *, workup: Workup, enabled: bool, reason: str, user, expected_version: int | None
 ) -> SaveResult:
     """D14: the clinician moves a post-pubertal adolescent to the adult pathway, or back."""
+    _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
     before = load_state(workup)
-    _claim_version(workup, expected_version, user)
     workup.adult_pathway = enabled
     workup.adult_pathway_reason = reason if enabled else ""
     workup._history_user = user
@@ -252,19 +252,23 @@ def _finish(workup: Workup, before: WorkupState) -> SaveResult:
     return SaveResult(changes=changes, state=after)
 
 
+def set_snapshot_columns(workup: Workup, checklist: checklist_builder.Checklist) -> None:
+    """The precomputed columns lists read (on the instance; the caller saves them)."""
+    workup.progress_done = checklist.progress_done
+    workup.progress_applicable = checklist.progress_applicable
+    workup.suggested_steps = [item.code for item in checklist.suggested]
+
+
 def refresh_snapshot(workup: Workup) -> WorkupState:
     """Store progress and suggested steps on the workup, for lists that must not evaluate rules."""
     state = load_state(workup)
-    checklist = state.checklist()
-    suggested = [item.code for item in checklist.suggested]
+    set_snapshot_columns(workup, state.checklist())
+    suggested = workup.suggested_steps
     Workup.objects.filter(pk=workup.pk).update(
-        progress_done=checklist.progress_done,
-        progress_applicable=checklist.progress_applicable,
+        progress_done=workup.progress_done,
+        progress_applicable=workup.progress_applicable,
         suggested_steps=suggested,
     )
-    workup.progress_done = checklist.progress_done
-    workup.progress_applicable = checklist.progress_applicable
-    workup.suggested_steps = suggested
     WorkupSuggestion.objects.filter(workup=workup).exclude(step_code__in=suggested).delete()
     existing = set(
         WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", flat=True)
