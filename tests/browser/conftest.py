@@ -4,8 +4,8 @@
 /usr/bin/chromium (CI installs it; without it they are skipped). A live server needs
 committed data, so these tests are transactional: pytest-django runs them after the
 others and empties every table after each one. The module-scoped fixture below puts
-back what was committed before (the protocol, the groups the migrations made), so the
-tests that follow find the database as they expect.
+back what was committed before (the protocol, the groups the migrations made, the audit
+chain), so the tests that follow find the database as they expect.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from django.core.management.color import no_style
 from django.db import connection, connections
 from django.test import Client
 
+from workup.audit import verify_chain
 from workup.models import Protocol
 from workup.protocol_cache import clear_cache
 
 from ..conftest import PROTOCOL_FIXTURE
+from ..transactional import committed_rows, put_back
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # from here are still synchronous.
@@ -60,20 +62,26 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def committed_state_restored(django_db_setup, django_db_blocker):
-    """Whatever was committed before this module's tests is there again after them."""
+    """Whatever was committed before this module's tests is there again after them, exactly:
+    tests.transactional's rows keep their datetimes to the microsecond, so the audit events
+    put back still match their hash chain (Django's JSON serialization cut them to
+    milliseconds, and any later verify_chain() read the chain as tampered)."""
     with django_db_blocker.unblock():
-        committed = connection.creation.serialize_db_to_string()
+        rows = committed_rows()
+        chain = verify_chain()
     yield
     with django_db_blocker.unblock():
-        call_command("flush", interactive=False, verbosity=0, inhibit_post_migrate=True)
-        connection.creation.deserialize_db_from_string(committed)
+        put_back(rows)
         _reset_sequences()
+        restored = verify_chain()
+        assert restored == chain, f"the audit chain changed in the round trip: {restored}"
+        assert restored.ok, f"the audit chain put back is broken: {restored}"
     clear_cache()
 
 
 def _reset_sequences() -> None:
-    """Move PostgreSQL's id sequences past the rows just put back (the flush restarted
-    them at 1), as loaddata does; SQLite needs nothing."""
+    """Move every PostgreSQL id sequence past its table's rows (put_back moves only those of
+    the tables it filled), as loaddata does; SQLite needs nothing."""
     models = [
         m for app in apps.get_app_configs() for m in app.get_models(include_auto_created=True)
     ]
