@@ -21,6 +21,7 @@ from django.urls import reverse
 from workup import checklist_cache, services
 from workup.models import Patient, Site, Workup
 
+from .conftest import record
 from .factories import PatientFactory
 
 WORKLIST_BUDGET = 4
@@ -52,26 +53,13 @@ def workup_with_results(site: Site, user, results: int) -> Workup:
     patient = PatientFactory(site=site, birth_date=date(1970, 3, 1))
     workup = services.open_workup(patient=patient, user=user)
     day = date(2025, 1, 1)
-    record_result(workup, user, "history", {"anaphylaxis": True}, day)
+    record(workup, user, "history", {"anaphylaxis": True}, day)
     for n in range(results - 1):
         value = {"value_ng_ml": 10.0 + n % 30, "is_baseline": n == 0}
-        record_result(workup, user, "serum_tryptase", value, day + timedelta(days=n + 1))
+        record(workup, user, "serum_tryptase", value, day + timedelta(days=n + 1))
     workup.refresh_from_db()
     assert workup.records.count() == results
     return workup
-
-
-def record_result(workup, user, step_code, values, day):
-    workup.refresh_from_db()
-    services.record_step(
-        workup=workup,
-        step_code=step_code,
-        values=values,
-        performed_on=day,
-        note="",
-        user=user,
-        expected_version=workup.version,
-    )
 
 
 def page_counts(client, small: Workup, large: Workup) -> dict[str, tuple[int, int]]:
