@@ -50,7 +50,7 @@ def test_stale_snapshots_are_rebuilt_for_every_open_workup(client, clinician_a, 
     out = StringIO()
     call_command("refresh_workups", "--batch-size", "3", stdout=out)
 
-    assert "Refreshed 7 workups" in out.getvalue()
+    assert "Refreshed 7 workups and the planner's statistics" in out.getvalue()
     assert {w.pk: stored_snapshot(w) for w in workups} == expected
     suggested_somewhere = next(code for w in workups for code in expected[w.pk][2])
     client.force_login(clinician_a)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from . import services
 from .marks_query import mark_rows_from_models
@@ -67,3 +67,14 @@ def refresh_batch(ids: list[int]) -> int:
             with transaction.atomic():
                 services.refresh_snapshot(workup)
     return len(workups)
+
+
+def update_planner_statistics() -> None:
+    """Refresh the query planner's statistics (ANALYZE).
+
+    PostgreSQL's autovacuum does this by itself; SQLite never does, and without
+    statistics it pages the worklist by the site index and sorts every patient
+    (0.5 s at 100,000) instead of walking the name index (8 ms).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")

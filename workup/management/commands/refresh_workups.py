@@ -2,7 +2,8 @@
 
 Run after a protocol change reaches workups, and nightly: the rules depend on the
 date (age, "repeat after a year"), and a snapshot is otherwise refreshed only when
-someone saves the workup.
+someone saves the workup. It also refreshes the query planner's statistics
+(ANALYZE), which SQLite needs for the worklist's index choice.
 """
 
 import time
@@ -10,7 +11,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from workup.models import Workup
-from workup.snapshots import refresh_in_batches
+from workup.snapshots import refresh_in_batches, update_planner_statistics
 
 
 class Command(BaseCommand):
@@ -37,5 +38,9 @@ class Command(BaseCommand):
         for done in refresh_in_batches(workups, options["batch_size"]):
             if options["verbosity"] > 1:
                 self.stdout.write(f"  {done} workups")
+        update_planner_statistics()
         elapsed = time.perf_counter() - started
-        self.stdout.write(f"Refreshed {done} workup{'s' if done != 1 else ''} in {elapsed:.1f} s.")
+        self.stdout.write(
+            f"Refreshed {done} workup{'s' if done != 1 else ''} and the planner's statistics "
+            f"in {elapsed:.1f} s."
+        )
