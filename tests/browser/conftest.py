@@ -27,6 +27,7 @@ from workup.protocol_cache import clear_cache
 
 from ..conftest import PROTOCOL_FIXTURE
 from ..transactional import committed_rows, put_back
+from .support import axe_summary
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # from here are still synchronous.
@@ -40,6 +41,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """axe-core's result on every page state, in the output of every run (not only with -s)."""
+    lines = axe_summary()
+    if lines:
+        terminalreporter.section("axe-core, WCAG 2.1 A and AA: violations per page state")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import time
 from collections import Counter
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +25,7 @@ AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 AXE_PACKAGE = "axe-core@4"
 # WCAG 2.1 A and AA (axe's tags); best practices are not asserted.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+IMPACTS = ("critical", "serious", "moderate", "minor")
 BLOCKING_IMPACTS = ("serious", "critical")
 PASSWORD = "test-password-123"  # tests.factories.UserFactory's
 
@@ -42,8 +46,27 @@ def axe_source() -> str:
     return AXE_JS.read_text(encoding="utf-8")
 
 
+@dataclass
+class AxeResult:
+    name: str
+    url: str
+    counts: Counter[str]
+    rules: list[str]
+    seconds: float
+
+    def line(self) -> str:
+        counts = ", ".join(f"{self.counts[i]} {i}" for i in IMPACTS)
+        rules = f"  [{', '.join(self.rules)}]" if self.rules else ""
+        return f"{self.name:<44} {urlsplit(self.url).path:<40} {counts}{rules}"
+
+
+# Every page state axe checked in this run, for the summary at the end (conftest.py).
+AXE_RESULTS: list[AxeResult] = []
+
+
 def run_axe(page, name: str) -> list[dict]:
-    """axe-core's WCAG 2.1 A/AA violations on the page now; prints a one-line summary."""
+    """axe-core's WCAG 2.1 A/AA violations on the page now; recorded for the run's summary."""
+    started = time.perf_counter()
     violations = page.evaluate(
         """async (tags) => {
             const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
@@ -55,12 +78,32 @@ def run_axe(page, name: str) -> list[dict]:
         }""",
         AXE_TAGS,
     )
-    counts = Counter(v["impact"] for v in violations)
-    summary = ", ".join(f"{counts[i]} {i}" for i in ("critical", "serious", "moderate", "minor"))
-    print(f"\naxe [{name}] {page.url}: {summary}")
+    result = AxeResult(
+        name=name,
+        url=page.url,
+        counts=Counter(v["impact"] for v in violations),
+        rules=[f"{v['impact']}: {v['id']} x{v['count']}" for v in violations],
+        seconds=time.perf_counter() - started,
+    )
+    AXE_RESULTS.append(result)
+    print(f"\naxe {result.line()} ({result.seconds:.1f} s)")
     for v in violations:
         print(f"    {v['impact']}: {v['id']} ({v['count']}x) {v['help']} {v['targets']}")
     return violations
+
+
+def axe_summary() -> list[str]:
+    """One line per page state checked, then the totals by impact."""
+    if not AXE_RESULTS:
+        return []
+    totals = sum((r.counts for r in AXE_RESULTS), Counter())
+    seconds = sum(r.seconds for r in AXE_RESULTS)
+    return [
+        *(r.line() for r in AXE_RESULTS),
+        f"{len(AXE_RESULTS)} page states: "
+        + ", ".join(f"{totals[i]} {i}" for i in IMPACTS)
+        + f" (axe ran {seconds:.0f} s in all)",
+    ]
 
 
 def blocking(violations: list[dict]) -> list[dict]:
@@ -209,3 +252,68 @@ def sequences_follow_restored_rows(django_db_setup, django_db_blocker):
     yield
     with django_db_blocker.unblock():
         _reset_sequences()
+
+
+# The page as a screen reader's heading and landmark lists show it: the headings in document
+# order (level, text), and the landmarks (role, accessible name). Hidden elements are left out.
+_OUTLINE = """() => {
+    const shown = el => !el.closest('[hidden], [aria-hidden=true]') && el.getClientRects().length;
+    const name = el => {
+        const by = el.getAttribute('aria-labelledby');
+        if (by) return by.split(/\\s+/).map(id => document.getElementById(id)?.innerText || '')
+            .join(' ').trim();
+        return (el.getAttribute('aria-label') || '').trim();
+    };
+    const headings = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6, [role=heading]')]
+        .filter(shown)
+        .map(h => ({
+            level: Number(h.getAttribute('aria-level') || h.tagName.slice(1)),
+            text: h.innerText.replace(/\\s+/g, ' ').trim(),
+        }));
+    const sectioning = 'article, aside, main, nav, section';
+    const landmarks = [];
+    for (const el of document.querySelectorAll('header, nav, main, footer, [role]')) {
+        let role = el.getAttribute('role') || {
+            HEADER: 'banner', NAV: 'navigation', MAIN: 'main', FOOTER: 'contentinfo',
+        }[el.tagName];
+        if ((el.tagName === 'HEADER' || el.tagName === 'FOOTER') && !el.getAttribute('role')
+            && el.parentElement.closest(sectioning)) continue;  // not a landmark there
+        if (['banner', 'navigation', 'main', 'contentinfo', 'search', 'region', 'complementary']
+            .includes(role) && shown(el)) landmarks.push({role, name: name(el)});
+    }
+    return {headings, landmarks};
+}"""
+
+
+def outline(page) -> dict:
+    return page.evaluate(_OUTLINE)
+
+
+PAGE_LANDMARKS = ("banner", "navigation", "main")
+
+
+def outline_problems(found: dict, *, landmarks: tuple[str, ...] = PAGE_LANDMARKS) -> list[str]:
+    """One h1, first; no level skipped going down; the landmarks expected (one main, the site's
+    banner, a navigation; the print summary has no banner), every navigation named."""
+    problems = []
+    levels = [h["level"] for h in found["headings"]]
+    if levels.count(1) != 1:
+        problems.append(f"{levels.count(1)} h1 headings")
+    if levels and levels[0] != 1:
+        problems.append(f"the first heading is h{levels[0]}: {found['headings'][0]['text']!r}")
+    for before, heading in zip(found["headings"], found["headings"][1:], strict=False):
+        if heading["level"] > before["level"] + 1:
+            problems.append(
+                f"h{before['level']} {before['text']!r} is followed by "
+                f"h{heading['level']} {heading['text']!r}"
+            )
+    roles = Counter(landmark["role"] for landmark in found["landmarks"])
+    problems += [f"no {role} landmark" for role in landmarks if not roles[role]]
+    if roles["main"] > 1:
+        problems.append(f"{roles['main']} main landmarks")
+    problems += [
+        "a navigation landmark without a name"
+        for landmark in found["landmarks"]
+        if landmark["role"] == "navigation" and not landmark["name"]
+    ]
+    return problems

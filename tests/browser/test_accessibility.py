@@ -1,7 +1,8 @@
 """axe-core (WCAG 2.1 A and AA) on every page a clinician or a protocol admin uses, in Chromium
-with the app's own CSP: no serious or critical violation. Each page's result is printed
-(`pytest -s` shows it). The same visits check the HTML the server sent: no duplicate id, no
-form inside a form."""
+with the app's own CSP: no serious or critical violation. Each page's result is listed at the
+end of the run (conftest.py). The same visits check the headings and landmarks (one h1, no
+level skipped, a banner, named navigation, one main) and the HTML the server sent: no
+duplicate id, no form inside a form."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from workup.models import Protocol
 
 from .conftest import log_in
 from .support import (
+    PAGE_LANDMARKS,
     HtmlWatch,
     axe_source,
     blocking,
+    outline,
+    outline_problems,
     run_axe,
     sequences_follow_restored_rows,  # noqa: F401 - autouse
 )
 
 pytestmark = pytest.mark.browser
+PRINT_LANDMARKS = ("navigation", "main")  # the print summary: its toolbar, no site header
 PROTOCOL_MODELS = (  # as in workup/migrations/0002_roles.py
     "protocol",
     "protocolsource",
@@ -45,21 +50,27 @@ def axe_page(chromium, live_server, protocol_loaded):
 
 
 class Audit:
-    """Runs axe on each page visited; fails at the end, listing every page with a problem."""
+    """Runs axe on each page visited, and checks its headings and landmarks; fails at the end,
+    listing every page with a problem."""
 
     def __init__(self, page):
         self.page = page
         self.failures: dict[str, list[dict]] = {}
+        self.outline_failures: dict[str, list[str]] = {}
 
-    def check(self, name: str, url: str | None = None):
+    def check(self, name: str, url: str | None = None, *, landmarks=PAGE_LANDMARKS):
         if url is not None:
             self.page.goto(url)
         found = blocking(run_axe(self.page, name))
         if found:
             self.failures[name] = found
+        problems = outline_problems(outline(self.page), landmarks=landmarks)
+        if problems:
+            self.outline_failures[name] = problems
 
     def assert_clean(self):
         assert not self.failures, f"serious or critical axe violations: {self.failures}"
+        assert not self.outline_failures, f"headings or landmarks: {self.outline_failures}"
 
 
 @pytest.fixture
@@ -101,8 +112,9 @@ def test_the_clinician_pages(audit, live_server, clinician_a, workup_a, spec):
     page.get_by_role("radio", name="Not indicated").check()
     page.get_by_role("button", name="Save mark").click()
     audit.check("step dexa, mark refused (no reason)")
-    audit.check("summary", reverse("workup_summary", args=[workup_a.pk]))
+    audit.check("summary", reverse("workup_summary", args=[workup_a.pk]), landmarks=PRINT_LANDMARKS)
     audit.check("history", reverse("workup_history", args=[workup_a.pk]))
+    audit.check("about", reverse("about"))
     audit.assert_clean()
 
 
@@ -124,7 +136,8 @@ def test_the_protocol_admin_pages(audit, live_server, protocol_admins_group, pro
     page = audit.page
     log_in(page, protocol_admin, live_server.url)
 
-    audit.check("admin index", reverse("admin:index"))
+    # Django's admin index has no breadcrumbs, so no navigation landmark.
+    audit.check("admin index", reverse("admin:index"), landmarks=("banner", "main"))
     audit.check("admin protocols", reverse("admin:workup_protocol_changelist"))
     audit.check("admin protocol", reverse("admin:workup_protocol_change", args=[protocol.pk]))
     audit.check("admin protocol diff", reverse("admin:workup_protocol_diff", args=[protocol.pk]))
