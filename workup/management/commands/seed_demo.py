@@ -48,6 +48,7 @@ from workup.models import (
 )
 from workup.protocol_cache import get_spec
 from workup.search_keys import search_key
+from workup.snapshots import update_planner_statistics
 
 CASES_FILE = Path(settings.BASE_DIR) / "fixtures" / "cases" / "mastocytosis-vignettes.json"
 BATCH = 5000
@@ -159,12 +160,9 @@ class Command(BaseCommand):
             if options["verbosity"] > 1:
                 self.stdout.write(f"{created} patients ({time.perf_counter() - started:.1f} s)")
         writer.ids.reset_sequences()
-        if connection.vendor == "postgresql":
-            # Planner statistics now, not whenever autovacuum gets to it: benchmarks
-            # run right after seeding.
-            with connection.cursor() as cursor:
-                for model in Writer.MODELS:
-                    cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+        # Planner statistics now: SQLite never gathers them by itself and, without them,
+        # sorts every patient for a worklist page; benchmarks run right after seeding.
+        update_planner_statistics()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Seeded {patients} synthetic patients over {sites} site(s) "
