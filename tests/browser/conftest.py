@@ -56,7 +56,10 @@ def pytest_terminal_summary(terminalreporter):
 def chromium():
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (CI installs it).")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Waits are on conditions; on a busy machine a page may take a few seconds to come.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(

@@ -1,8 +1,8 @@
 """axe-core (WCAG 2.1 A and AA) on every page a clinician or a protocol admin uses, in Chromium
 with the app's own CSP: no serious or critical violation. Each page's result is listed at the
 end of the run (conftest.py). The same visits check the headings and landmarks (one h1, no
-level skipped, a banner, named navigation, one main) and the HTML the server sent: no
-duplicate id, no form inside a form."""
+level skipped, a banner, named navigation, one main; the checklist can be walked step by step
+by its headings) and the HTML the server sent: no duplicate id, no form inside a form."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ def test_the_clinician_pages(audit, live_server, clinician_a, workup_a, spec):
     audit.check("add patient, with errors")
     audit.check("patient", reverse("patient_detail", args=[workup_a.patient.pk]))
     audit.check("checklist", reverse("checklist", args=[workup_a.pk]))
+    assert_the_checklist_can_be_walked_by_its_headings(page, workup_a, spec)
     for step in spec.steps:
         audit.check(f"step {step.code}", reverse("step_form", args=[workup_a.pk, step.code]))
         page.get_by_label("Date done").fill("")  # a recorded step's form comes filled in
@@ -116,6 +117,25 @@ def test_the_clinician_pages(audit, live_server, clinician_a, workup_a, spec):
     audit.check("history", reverse("workup_history", args=[workup_a.pk]))
     audit.check("about", reverse("about"))
     audit.assert_clean()
+
+
+def assert_the_checklist_can_be_walked_by_its_headings(page, workup, spec):
+    """As a screen reader's list of headings shows it: the patient (h1), the suggestions and
+    all steps (h2), each section (h3) and under it each step (h4), in the checklist's order."""
+    found = outline(page)
+    headings = found["headings"]
+    titles = [h["text"] for h in headings]
+    assert titles[0].startswith(workup.patient.family_name)
+    assert {"Suggested next steps", "All steps"} <= set(titles)
+    step_titles = {s.title for s in spec.steps}
+    step_headings = [h for h in headings if h["text"] in step_titles]
+    shown_order = [item.locator("h4").inner_text() for item in page.locator("[data-step]").all()]
+    assert [h["text"] for h in step_headings] == shown_order
+    assert len(step_headings) == len(spec.steps)
+    assert {h["level"] for h in step_headings} == {4}
+    assert [h for h in headings if h["level"] == 3], "the steps are grouped under sections"
+    named = {(landmark["role"], landmark["name"]) for landmark in found["landmarks"]}
+    assert {("navigation", "Main"), ("navigation", "breadcrumb")} <= named
 
 
 @pytest.fixture

@@ -37,12 +37,22 @@ def flow_page(chromium, live_server, protocol_loaded, request):
         base_url=live_server.url, viewport=viewport, locale="en-GB", reduced_motion="reduce"
     )
     page = context.new_page()
-    page.set_default_timeout(5_000)
     watch = HtmlWatch(page)
+    script_problems = []  # the app's scripts: no error, nothing the CSP refused
+    page.on("pageerror", lambda error: script_problems.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            script_problems.append(message.text)
+            if "Content Security Policy" in message.text or "Refused" in message.text
+            else None
+        ),
+    )
     yield page
     context.close()
     assert watch.checked > 0
     assert not watch.problems, f"pages that are not well formed: {watch.problems}"
+    assert not script_problems
 
 
 def suggested(page) -> list[str]:
