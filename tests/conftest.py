@@ -4,6 +4,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 
 from workup import checklist_cache, services
@@ -31,9 +32,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _fresh_protocol_cache():
     clear_cache()
     checklist_cache.clear()
+    cache.clear()
     yield
     clear_cache()
     checklist_cache.clear()
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

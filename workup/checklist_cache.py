@@ -6,7 +6,8 @@ through services, which bump `workup.version` in the same transaction, so a key
 of (workup, version, protocol, the patient facts, today) can never serve a stale
 checklist: a new write makes a new key, and old keys age out of the LRU.
 Drafts are never cached (their content may change). Names of people shown on the
-checklist (who recorded a result) are as they were when it was built.
+checklist (who recorded a result) are as they were when it was built. The same
+key names the rendered body of the checklist page in Django's cache.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from typing import Any
 
 from .models import Protocol, Workup
 
-MAX_ENTRIES = 2048
+# A built checklist is ~100 KB of objects: 256 per worker process.
+MAX_ENTRIES = 256
+# Its rendered body is kept in Django's cache (per process, settings.CACHES) this long.
+HTML_SECONDS = 24 * 3600
 
 _entries: OrderedDict[tuple, Any] = OrderedDict()
 _lock = threading.Lock()
@@ -44,6 +48,10 @@ def key_for(workup: Workup, today: date) -> tuple | None:
         patient.sex,
         today,
     )
+
+
+def text_key(key: tuple | None) -> str:
+    return "" if key is None else ":".join(str(part) for part in key)
 
 
 def get_or_build(key: tuple | None, build: Callable[[], Any]) -> Any:

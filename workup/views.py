@@ -217,10 +217,8 @@ def checklist(request, workup_id: int):
     this version of the workup's checklist was built before (checklist_cache)."""
     workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     today = timezone.localdate()
-    built = checklist_cache.get_or_build(
-        checklist_cache.key_for(workup, today),
-        lambda: services.load_read_state(workup).checklist(),
-    )
+    key = checklist_cache.key_for(workup, today)
+    built = checklist_cache.get_or_build(key, lambda: services.load_read_state(workup).checklist())
     audit.record_access(request, AuditEvent.Action.VIEW, workup)
     return render(
         request,
@@ -229,6 +227,9 @@ def checklist(request, workup_id: int):
             "workup": workup,
             "patient": workup.patient,
             "checklist": built,
+            # The part of the page that is the same for everyone is rendered once per key.
+            "body_cache_key": checklist_cache.text_key(key),
+            "body_cache_seconds": checklist_cache.HTML_SECONDS if key else 0,
             "can_write": can_write_workup(request.user, workup),
             "is_child": workup.patient.age_years_on(today) < ADULT_AGE_YEARS,
         },
