@@ -374,6 +374,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def wrk(args, url: str, cookie: str, seconds: float, bodies: Path | None = None) -> dict:
     env = dict(os.environ, BENCH_COOKIE=cookie, BENCH_THREADS=str(args.wrk_threads))
+    env["BENCH_CLOSE"] = "0" if args.keepalive else "1"
     env["BENCH_BODIES"] = str(bodies) if bodies else ""
     command = [
         "wrk",
@@ -567,7 +568,9 @@ def machine(db: Database, server_settings: str, args) -> list[str]:
         f"{db.version()}; load generator {wrk_version.split(' [')[0].strip()}",
         f"- gunicorn: config/gunicorn.conf.py{f' with {args.config}' if args.config else ''} "
         f"({server_settings}), on 127.0.0.1; DEBUG off, production settings",
-        f"- Load: wrk, {args.connections} connections, {args.wrk_threads} thread(s), "
+        f"- Load: wrk, {args.connections} connections "
+        f"({'kept alive' if args.keepalive else 'one per request, as from a proxy'}), "
+        f"{args.wrk_threads} thread(s), "
         f"{args.warmup:g} s warm-up then {args.duration:g} s per endpoint ({args.pdf_warmup:g} s "
         f"and {args.pdf_duration:g} s for the PDF), one endpoint at a time",
     ]
@@ -659,7 +662,8 @@ def report_configs(args, db: Database, by_config: dict[str, list[list[Result]]])
         "## Worker configurations",
         "",
         f"{'SQLite' if db.kind == 'sqlite' else 'PostgreSQL'}, {args.patients:,} patients, "
-        f"wrk {args.connections} connections, {args.warmup:g} s warm-up and "
+        f"wrk {args.connections} connections "
+        f"({'kept alive' if args.keepalive else 'one per request'}), {args.warmup:g} s warm-up and "
         f"{args.duration:g} s per endpoint ({args.pdf_warmup:g} s and {args.pdf_duration:g} s "
         f"for the PDF), {args.rounds} round(s), the configurations taking turns; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Load average (1 min) during the "
@@ -729,6 +733,11 @@ def parse_args():
     parser.add_argument("--pdf-warmup", type=float, default=10, help="seconds, for the PDF")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="keep wrk's connections open (default: one per request, as behind a proxy)",
+    )
     parser.add_argument(
         "--configs",
         help="worker configurations to compare, e.g. sync:2,sync:3,gthread:2x4 "

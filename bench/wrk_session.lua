@@ -7,8 +7,13 @@
 --                  threads take every n-th line. When the lines run out they are reused,
 --                  which the server answers with 409 (counted as failures, never success).
 --   BENCH_THREADS  the -t given to wrk, to share the lines between threads.
+--   BENCH_CLOSE    "1": one connection per request ("Connection: close"), as a proxy
+--                  that keeps no upstream connections open sends them; gunicorn then
+--                  spreads requests over its workers instead of pinning each of wrk's
+--                  few long-lived connections to one worker for the whole run.
 
 local cookie = os.getenv("BENCH_COOKIE") or ""
+local close = os.getenv("BENCH_CLOSE") == "1"
 local bodies_file = os.getenv("BENCH_BODIES")
 local threads = {}
 
@@ -21,6 +26,9 @@ function init(args)
   statuses = {}
   wraps = 0
   wrk.headers["Cookie"] = cookie
+  if close then
+    wrk.headers["Connection"] = "close"
+  end
   if bodies_file and bodies_file ~= "" then
     posts = {}
     local count = tonumber(os.getenv("BENCH_THREADS") or "1")
@@ -28,10 +36,14 @@ function init(args)
     for line in io.lines(bodies_file) do
       if n % count == thread_index then
         local path, body = line:match("^(%S+)\t(.*)$")
-        table.insert(posts, wrk.format("POST", path, {
+        local headers = {
           ["Content-Type"] = "application/x-www-form-urlencoded",
           ["Cookie"] = cookie,
-        }, body))
+        }
+        if close then
+          headers["Connection"] = "close"
+        end
+        table.insert(posts, wrk.format("POST", path, headers, body))
       end
       n = n + 1
     end
