@@ -100,7 +100,7 @@ class Result:
     socket_errors: int
     timeouts: int
     wraps: int
-    load: tuple[float, float, float]
+    load: list[float]  # 1-minute load average at the start of each turn
     rps_ratio: float | None = None
     p95_ratio: float | None = None
     p50_vs_first: float | None = None
@@ -408,44 +408,68 @@ def measure(args, server: Server, targets: dict, workdir: Path) -> list[Result]:
         "step_post": f"/workups/<id>/steps/{STEP_CODE}/",
         "pdf": f"{checklist}summary.pdf",
     }
-    results = []
-    for name in args.endpoints:
-        bodies = warm_bodies = None
-        if name == "step_post":
-            bodies, warm_bodies = post_bodies(args, session, targets["posts"], workdir)
-        path = paths[name]
-        # The PDF: a longer warm-up (each worker's first PDF loads WeasyPrint and the
-        # fonts) and a longer run (a few PDFs a second at most on two cores).
-        warmup, duration = (
-            (args.pdf_warmup, args.pdf_duration) if name == "pdf" else (args.warmup, args.duration)
-        )
-        log(f"{name}: {path} (warm-up {warmup:g} s, then {duration:g} s)")
-        if warmup:
-            wrk(args, server.base + first_path(path, warm_bodies), cookie, warmup, warm_bodies)
-        load = os.getloadavg()
-        summary = wrk(args, server.base + first_path(path, bodies), cookie, duration, bodies)
-        expected = "302" if name == "step_post" else "200"
-        results.append(
-            Result(
-                name=name,
-                path=path,
-                method="POST" if name == "step_post" else "GET",
-                requests=summary["requests"],
-                ok=summary["statuses"].get(expected, 0),
-                seconds=summary["duration_us"] / 1e6,
-                p50_ms=summary["p50_us"] / 1e3,
-                p95_ms=summary["p95_us"] / 1e3,
-                p99_ms=summary["p99_us"] / 1e3,
-                statuses=summary["statuses"],
-                socket_errors=summary["socket_errors"],
-                timeouts=summary["timeouts"],
-                wraps=summary["wraps"],
-                load=load,
+    post_files: list[Path] = []
+    warm_posts: Path | None = None
+    if "step_post" in args.endpoints:
+        warm_posts, post_files = post_bodies(args, session, targets["posts"], workdir)
+    # Each endpoint is measured in --turns turns, the endpoints taking turns, so that a
+    # change in the machine's load (other people's work) weighs on all of them alike.
+    turns: dict[str, list[tuple[dict, float]]] = {name: [] for name in args.endpoints}
+    for turn in range(args.turns):
+        for name in args.endpoints:
+            path = paths[name]
+            # The PDF: a longer warm-up (each worker's first PDF loads WeasyPrint and
+            # the fonts) and a longer run (a few PDFs a second at most on two cores).
+            warmup, duration = (
+                (args.pdf_warmup, args.pdf_duration)
+                if name == "pdf"
+                else (args.warmup, args.duration)
             )
-        )
-        log(row_text(results[-1]))
+            bodies = post_files[turn] if name == "step_post" else None
+            if turn == 0 and warmup:
+                log(f"{name}: {path} (warm-up {warmup:g} s)")
+                warm = warm_posts if name == "step_post" else None
+                wrk(args, server.base + first_path(path, warm), cookie, warmup, warm)
+            load = os.getloadavg()[0]
+            seconds = duration / args.turns
+            summary = wrk(args, server.base + first_path(path, bodies), cookie, seconds, bodies)
+            turns[name].append((summary, load))
+            latest = merge(name, path, turns[name][-1:])
+            log(f"{name} turn {turn + 1}/{args.turns}: {row_text(latest)}")
+    results = [merge(name, paths[name], turns[name]) for name in args.endpoints]
     add_ratios(results)
     return results
+
+
+def merge(name: str, path: str, turns: list[tuple[dict, float]]) -> Result:
+    """One endpoint's turns: counts added up, percentiles the median of the turns'."""
+    expected = "302" if name == "step_post" else "200"
+    statuses: dict[str, int] = {}
+    for summary, _ in turns:
+        for status, count in summary["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+
+    answered = [summary for summary, _ in turns if summary["requests"]] or [turns[0][0]]
+
+    def median(key: str) -> float:  # of the turns that finished a request
+        return statistics.median(summary[key] for summary in answered) / 1e3
+
+    return Result(
+        name=name,
+        path=path,
+        method="POST" if name == "step_post" else "GET",
+        requests=sum(summary["requests"] for summary, _ in turns),
+        ok=statuses.get(expected, 0),
+        seconds=sum(summary["duration_us"] for summary, _ in turns) / 1e6,
+        p50_ms=median("p50_us"),
+        p95_ms=median("p95_us"),
+        p99_ms=median("p99_us"),
+        statuses=statuses,
+        socket_errors=sum(summary["socket_errors"] for summary, _ in turns),
+        timeouts=sum(summary["timeouts"] for summary, _ in turns),
+        wraps=sum(summary["wraps"] for summary, _ in turns),
+        load=[load for _, load in turns],
+    )
 
 
 def first_path(path: str, bodies: Path | None) -> str:
@@ -455,8 +479,8 @@ def first_path(path: str, bodies: Path | None) -> str:
     return bodies.read_text().split("\t", 1)[0]
 
 
-def post_bodies(args, session: Session, posts: list, workdir: Path) -> tuple[Path, Path]:
-    """One POST per workup (its current version): warm-up lines, then measured lines.
+def post_bodies(args, session: Session, posts: list, workdir: Path) -> tuple[Path, list[Path]]:
+    """One POST per workup (its current version): warm-up lines, then each turn's lines.
 
     The form is read from the page itself (csrf token, hidden fields); one POST is
     sent first and must be answered 302, or the benchmark stops.
@@ -472,11 +496,18 @@ def post_bodies(args, session: Session, posts: list, workdir: Path) -> tuple[Pat
         + urllib.parse.urlencode(dict(fields, workup_version=str(version)))
         for wid, version in rest
     ]
+    # Lines for the warm-up, then a share for each turn: every line is used once.
     split = max(1, int(len(lines) * args.warmup / (args.warmup + args.duration)))
-    warm, measured = workdir / "posts-warm.txt", workdir / "posts.txt"
+    warm = workdir / "posts-warm.txt"
     warm.write_text("\n".join(lines[:split]) + "\n")
-    measured.write_text("\n".join(lines[split:]) + "\n")
-    return measured, warm
+    measured = lines[split:]
+    share = max(1, len(measured) // args.turns)
+    files = []
+    for turn in range(args.turns):
+        path = workdir / f"posts-{turn + 1}.txt"
+        path.write_text("\n".join(measured[turn * share : (turn + 1) * share]) + "\n")
+        files.append(path)
+    return warm, files
 
 
 def add_ratios(results: list[Result]) -> None:
@@ -571,6 +602,8 @@ def machine(db: Database, server_settings: str, args) -> list[str]:
         f"- Load: wrk, {args.connections} connections "
         f"({'kept alive' if args.keepalive else 'one per request, as from a proxy'}), "
         f"{args.wrk_threads} thread(s), "
+        f"each endpoint in {args.turns} turns (the endpoints taking turns; percentiles are "
+        "the median of the turns'), "
         f"{args.warmup:g} s warm-up then {args.duration:g} s per endpoint ({args.pdf_warmup:g} s "
         f"and {args.pdf_duration:g} s for the PDF), one endpoint at a time",
     ]
@@ -611,8 +644,8 @@ def report(args, db: Database, targets, counts, seed_seconds, results, server_se
         "### Machine",
         "",
         *machine(db, server_settings, args),
-        "- Load average (1 min) at the start of each measurement: "
-        + ", ".join(f"{r.name} {r.load[0]:.1f}" for r in results),
+        "- Load average (1 min) at the start of each turn: "
+        + ", ".join(f"{r.name} {'/'.join(f'{x:.1f}' for x in r.load)}" for r in results),
         "",
         "### Data",
         "",
@@ -657,7 +690,7 @@ def report(args, db: Database, targets, counts, seed_seconds, results, server_se
 
 def report_configs(args, db: Database, by_config: dict[str, list[list[Result]]]) -> list[str]:
     names = [r.name for r in next(iter(by_config.values()))[0]]
-    loads = [r.load[0] for rounds in by_config.values() for run in rounds for r in run]
+    loads = [x for rounds in by_config.values() for run in rounds for r in run for x in r.load]
     lines = [
         "## Worker configurations",
         "",
@@ -731,6 +764,9 @@ def parse_args():
     parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up first")
     parser.add_argument("--pdf-duration", type=float, default=30, help="seconds, for the PDF")
     parser.add_argument("--pdf-warmup", type=float, default=10, help="seconds, for the PDF")
+    parser.add_argument(
+        "--turns", type=int, default=2, help="measure each endpoint in turns, taking turns"
+    )
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument(
