@@ -35,10 +35,9 @@ def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:
 def refresh_batch(ids: list[int]) -> int:
     workups = list(Workup.objects.filter(pk__in=ids).select_related("patient", "protocol"))
     records, marks = defaultdict(list), defaultdict(list)
-    for record in (
-        StepRecord.objects.filter(workup_id__in=ids)
-        .select_related("step", "recorded_by")
-        .order_by("performed_on", "recorded_at", "id")
+    # In the model's order (performed_on, recorded_at, id), as services.load_state reads them.
+    for record in StepRecord.objects.filter(workup_id__in=ids).select_related(
+        "step", "recorded_by"
     ):
         records[record.workup_id].append(record)
     for mark in StepMark.objects.filter(workup_id__in=ids).select_related("step", "set_by"):
