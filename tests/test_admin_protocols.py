@@ -297,7 +297,7 @@ def test_publish_is_refused_while_a_case_fails_showing_which_and_why(as_protocol
     assert response.status_code == 200
     page = response.content.decode()
     assert "was not published" in page and "failing cases: E02, E08" in page
-    assert "cbc_diff should be suggested, but is not yet suggested" in page
+    assert "cbc_diff should be suggested, but is not suggested" in page
     assert Protocol.objects.get(pk=draft.pk).status == "draft"
     assert services.current_protocol().version == 1
 

@@ -132,7 +132,7 @@ def test_nothing_recorded_suggests_the_first_steps():
 def test_a_missing_value_makes_a_comparison_false_not_an_error():
     result = run()
     assert result.derived["fasting_level"] is None
-    assert result.steps["scan"].state == engine.NOT_YET
+    assert result.steps["scan"].state == engine.NOT_SUGGESTED
     assert result.errors == []
 
 
@@ -171,7 +171,7 @@ def test_without_a_flagged_record_the_latest_counts():
 
 
 def test_thresholds_are_strict_and_labels_are_computed():
-    assert run(records=[lab(20, True, 1)]).steps["scan"].state == engine.NOT_YET
+    assert run(records=[lab(20, True, 1)]).steps["scan"].state == engine.NOT_SUGGESTED
     high = run(records=[lab(20.1, True, 1)]).steps["scan"]
     assert high.state == engine.SUGGESTED and high.suggest_reasons[0].label is None
     assert run(records=[lab(51, True, 1)]).steps["scan"].suggest_reasons[0].label == "urgent"
@@ -187,7 +187,7 @@ def test_not_indicated_when_no_suggestion_fires():
     scan = run(age=17.99).steps["scan"]
     assert scan.state == engine.NOT_INDICATED
     assert scan.not_indicated_reasons[0].label == "follow-up only"
-    assert run(age=18).steps["scan"].state == engine.NOT_YET
+    assert run(age=18).steps["scan"].state == engine.NOT_SUGGESTED
 
 
 def test_a_clinicians_mark_wins_and_keeps_the_reasons():
@@ -220,7 +220,7 @@ def test_an_expression_that_fails_is_reported_not_hidden():
         rules=(RuleSpec("B1", "Broken", "suggest", "x", {"%": [1, 0]}, "r", "s"),),
     )
     result = evaluate(broken, build_facts(broken, patient=PatientInput(30, "male"), records=[]))
-    assert result.steps["x"].state == engine.NOT_YET
+    assert result.steps["x"].state == engine.NOT_SUGGESTED
     assert len(result.errors) == 1 and "rule B1" in result.errors[0]
 
 

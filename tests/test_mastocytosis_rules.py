@@ -242,7 +242,7 @@ def test_r5_non_baseline_tryptase_is_suggested_again():
 
 def test_r7_chemistry_in_adults_only():
     assert "R7" in reasons(run(age=40), "chemistry_liver")
-    assert state(run(age=10), "chemistry_liver") == "not_yet"
+    assert state(run(age=10), "chemistry_liver") == "not_suggested"
     done = run(age=40, chemistry_liver={"liver_dysfunction": False})
     assert state(done, "chemistry_liver") == "done"
     assert "R7" in reasons(done, "chemistry_liver", "suppressed")
@@ -250,7 +250,9 @@ def test_r7_chemistry_in_adults_only():
 
 def test_r30_urine_mediators_with_mediator_symptoms():
     assert "R30" in reasons(run(history=history(mediator_symptoms=True)), "urine_mediators")
-    assert state(run(history=history(mediator_symptoms=False)), "urine_mediators") == "not_yet"
+    assert (
+        state(run(history=history(mediator_symptoms=False)), "urine_mediators") == "not_suggested"
+    )
     done = run(history=history(), urine_mediators={"any_elevated": True})
     assert state(done, "urine_mediators") == "done"
 
@@ -259,7 +261,7 @@ def test_r30_urine_mediators_with_mediator_symptoms():
 def test_r8_skin_biopsy_labels():
     assert reasons(run(age=40, skin_exam=SKIN), "skin_biopsy")["R8"] == "histology ± lesional KIT"
     assert reasons(run(age=6, skin_exam=SKIN), "skin_biopsy")["R8"].startswith("confirmatory")
-    assert state(run(age=40, skin_exam=NO_SKIN), "skin_biopsy") == "not_yet"
+    assert state(run(age=40, skin_exam=NO_SKIN), "skin_biopsy") == "not_suggested"
 
 
 def test_r9_marrow_in_adults_with_lesions_whatever_the_tryptase():
@@ -325,7 +327,7 @@ def test_r13_blood_kit_in_adults_without_lesions():
     assert "clinician to confirm" not in reasons(ev, KIT_PB)["R13"]
     # needs a reason: symptoms, anaphylaxis or osteoporosis
     quiet = run(**adult_no_lesions(history=history(mediator_symptoms=False)))
-    assert state(quiet, KIT_PB) == "not_yet"
+    assert state(quiet, KIT_PB) == "not_suggested"
     osteo = run(
         **adult_no_lesions(history=history(mediator_symptoms=False, unexplained_osteoporosis=True))
     )
@@ -541,7 +543,7 @@ def test_r18_suggestions_win_and_done_marrow_is_done():
 def test_r19_hat_genotyping_from_bst_8_with_consider_below_11_5():
     ev = run(**adult_no_lesions(8.0))
     assert reasons(ev, "hat_genotyping")["R19"] == "consider"
-    assert state(run(**adult_no_lesions(7.9)), "hat_genotyping") == "not_yet"
+    assert state(run(**adult_no_lesions(7.9)), "hat_genotyping") == "not_suggested"
     assert reasons(run(**adult_no_lesions(11.4)), "hat_genotyping")["R19"] == "consider"
     assert reasons(run(**adult_no_lesions(11.5)), "hat_genotyping")["R19"] is None
     assert "D7" in ev.disagreements
@@ -549,10 +551,10 @@ def test_r19_hat_genotyping_from_bst_8_with_consider_below_11_5():
 
 def test_r19_needs_symptoms_anaphylaxis_or_sm_suspect():
     quiet = history(mediator_symptoms=False)
-    assert state(run(**adult_no_lesions(9.0, history=quiet)), "hat_genotyping") == "not_yet"
+    assert state(run(**adult_no_lesions(9.0, history=quiet)), "hat_genotyping") == "not_suggested"
     staged = run(**adult_no_lesions(9.0, history=quiet, cbc_diff=cbc(platelets_10e9_l=80)))
     assert "R19" in reasons(staged, "hat_genotyping")
-    assert state(run(age=17.99, **adult_no_lesions(9.0)), "hat_genotyping") == "not_yet"
+    assert state(run(age=17.99, **adult_no_lesions(9.0)), "hat_genotyping") == "not_suggested"
 
 
 def test_r20_raw_and_adjusted_bst_side_by_side():
@@ -638,15 +640,20 @@ def test_r22_r23_staging(steps):
 def test_r22_r23_not_without_staging_or_in_children():
     ev = run(**adult_no_lesions(20.0))
     assert ev.derived["staging"] is False
-    assert state(ev, "dexa") == "not_yet" and state(ev, "abdominal_imaging") == "not_yet"
+    assert (
+        state(ev, "dexa") == "not_suggested" and state(ev, "abdominal_imaging") == "not_suggested"
+    )
     child = run(age=10, skin_exam=SKIN)
-    assert state(child, "dexa") == "not_yet" and state(child, "abdominal_imaging") == "not_yet"
+    assert (
+        state(child, "dexa") == "not_suggested"
+        and state(child, "abdominal_imaging") == "not_suggested"
+    )
 
 
 def test_r23b_child_with_organomegaly_on_exam():
     ev = run(age=4, physical_exam={**EXAM, "hepatomegaly": True})
     assert reasons(ev, "abdominal_imaging") == {"R23b": "ultrasound, to confirm organomegaly"}
-    assert state(run(age=4, physical_exam=EXAM), "abdominal_imaging") == "not_yet"
+    assert state(run(age=4, physical_exam=EXAM), "abdominal_imaging") == "not_suggested"
 
 
 # ---------------------------------------------------------------- safety items
@@ -663,9 +670,9 @@ def test_r24_epinephrine():
     extensive = run(age=3, skin_exam={**SKIN, "extensive_involvement": True})
     assert "R24" in reasons(extensive, "epinephrine_autoinjector")
     plain = run(age=3, skin_exam=SKIN, history=history())
-    assert state(plain, "epinephrine_autoinjector") == "not_yet"
+    assert state(plain, "epinephrine_autoinjector") == "not_suggested"
     quiet_adult = run(**adult_no_lesions(5.0))
-    assert state(quiet_adult, "epinephrine_autoinjector") == "not_yet"
+    assert state(quiet_adult, "epinephrine_autoinjector") == "not_suggested"
 
 
 def test_r24_three_devices_for_venom_allergy_with_clonal_disease():
@@ -680,13 +687,13 @@ def test_r25_r26_r27_safety_items():
     child_lesions = run(age=5, skin_exam=SKIN, history=history())
     assert "R25" in reasons(child_lesions, "trigger_counseling")
     assert "R26" in reasons(child_lesions, "anesthesia_alert")
-    assert state(child_lesions, "medical_alert_id") == "not_yet"
+    assert state(child_lesions, "medical_alert_id") == "not_suggested"
     ana = run(
         **adult_no_lesions(5.0, history=history(anaphylaxis=True, anaphylaxis_trigger="drug"))
     )
     assert "R25" in reasons(ana, "trigger_counseling")
     assert "R27" in reasons(ana, "medical_alert_id")
-    assert state(ana, "anesthesia_alert") == "not_yet"
+    assert state(ana, "anesthesia_alert") == "not_suggested"
     staged = run(**adult_no_lesions(25.0))
     for step, code in (
         ("trigger_counseling", "R25"),
@@ -696,7 +703,7 @@ def test_r25_r26_r27_safety_items():
         assert code in reasons(staged, step)
     quiet = run(**adult_no_lesions(5.0))
     for step in ("trigger_counseling", "anesthesia_alert", "medical_alert_id"):
-        assert state(quiet, step) == "not_yet"
+        assert state(quiet, step) == "not_suggested"
 
 
 def test_safety_items_for_rema_high_adults():

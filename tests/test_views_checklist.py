@@ -159,15 +159,25 @@ def test_the_suggested_next_steps_show_rule_codes_and_sources(as_clinician, work
         assert escape(step.title) in suggested
         assert reverse("step_form", args=[workup_a.pk, step.code]) in suggested
         assert f'rule-code">{code}</span>' in suggested
-        assert f"Source: {escape(rule.source)}" in suggested
+        # Sources read as numbered references; the keys stay behind "Rule details".
+        assert re.search(r'Sources: (<a class="ref" href="#ref-\d+"[^>]*>\[\d+\]</a>)+', suggested)
+        assert f"<dt>Source keys</dt><dd>{escape(rule.source)}</dd>" in suggested
 
 
-def test_the_sources_cited_are_listed_in_full(as_clinician, workup_a, spec):
-    sources = section(get_checklist(as_clinician, workup_a), "sources-heading")
+def test_the_sources_cited_are_listed_in_full_and_numbered(as_clinician, workup_a, spec):
+    html = get_checklist(as_clinician, workup_a)
+    references = section(html, "references-heading")
 
     for key in ("MJHID21", "NCCN18", "ECNM14"):
-        assert f"<dt>[{key}]</dt>" in sources
-        assert escape(spec.sources[key]) in sources
+        assert escape(spec.sources[key]) in references
+    # Each number the page cites points at a list entry holding the citation.
+    cited = set(re.findall(r'href="#ref-(\d+)"', html))
+    listed = set(re.findall(r'<li id="ref-(\d+)"', references))
+    assert cited and cited <= listed
+    outside_details = re.sub(
+        r"<details.*?</details>", "", section(html, "suggested-heading"), flags=re.S
+    )
+    assert "[MJHID21]" not in outside_details and "MJHID21" in section(html, "suggested-heading")
 
 
 def test_a_documented_step_is_no_longer_suggested(as_clinician, clinician_a, workup_a, spec):

@@ -54,6 +54,7 @@ def test_the_output_has_the_documented_shape(tmp_path):
         "id",
         "suggested",
         "not_indicated",
+        "not_yet",
         "done",
         "reasons",
         "derived",

@@ -27,6 +27,7 @@ _CASE_FIELDS = (
     "findings",
     "expected_suggested",
     "expected_not_suggested",
+    "expected_not_yet",
     "rule_refs",
     "source",
 )

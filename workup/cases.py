@@ -2,7 +2,8 @@
 
 A case is a plain dict: `id`, `patient` (age_years, sex, optionally
 adult_pathway), `findings` (values per step code), and for the case library
-`expected_suggested` / `expected_not_suggested` (step codes). Used by
+`expected_suggested` / `expected_not_suggested` / `expected_not_yet` (step
+codes). Used by
 `workup_suggest` (batch suggestions), `run_protocol_cases`, the admin's
 "Run cases" and publishing, which refuses while a case fails.
 """
@@ -19,7 +20,7 @@ from .spec import ProtocolSpec
 from .values import validate_step_values
 
 SEXES = ("male", "female", "other", "unknown")
-EXPECTATIONS = ("expected_suggested", "expected_not_suggested")
+EXPECTATIONS = ("expected_suggested", "expected_not_suggested", "expected_not_yet")
 
 
 class InvalidCase(Exception):
@@ -99,6 +100,12 @@ def evaluate_case(spec: ProtocolSpec, case: Any, index: int = 0) -> tuple[dict, 
         "id": case_id,
         "suggested": evaluation.codes_in_state(engine.SUGGESTED),
         "not_indicated": evaluation.codes_in_state(engine.NOT_INDICATED),
+        # Undecided for lack of data: what each step waits for ("record history").
+        "not_yet": [
+            {"step": code, "awaiting": outcome.awaiting, "missing": outcome.missing}
+            for code, outcome in evaluation.steps.items()
+            if outcome.state == engine.NOT_YET
+        ],
         "done": [code for code, outcome in evaluation.steps.items() if outcome.done],
         "reasons": reasons,
         "derived": evaluation.derived,
@@ -149,7 +156,8 @@ def case_problems(spec: ProtocolSpec, case: Any, index: int = 0) -> list[tuple[s
 
 
 def run_case(spec: ProtocolSpec, case: Any, index: int = 0) -> CaseResult:
-    """Passes when every expected_suggested step is suggested and no expected_not_suggested is."""
+    """Passes when every expected_suggested step is suggested, no expected_not_suggested is,
+    and every expected_not_yet step reads "not yet"."""
     case_id = str(case.get("id", f"#{index + 1}")) if isinstance(case, dict) else f"#{index + 1}"
     try:
         result, evaluation = evaluate_case(spec, case, index)
@@ -166,6 +174,10 @@ def run_case(spec: ProtocolSpec, case: Any, index: int = 0) -> CaseResult:
         if outcome is not None and outcome.state == engine.SUGGESTED:
             rules = ", ".join(o.code for o in outcome.suggest_reasons)
             failures.append(f"{code} should not be suggested, but is ({rules})")
+    for code in case.get("expected_not_yet", []):
+        outcome = evaluation.steps.get(code)
+        if outcome is not None and outcome.state != engine.NOT_YET:
+            failures.append(f"{code} should be 'not yet', but is {_state_words(outcome)}")
     warnings = tuple(w for w in result["warnings"] if not w.startswith("could not evaluate"))
     return CaseResult(
         case_id=case_id,
@@ -188,5 +200,7 @@ def _state_words(outcome: engine.StepOutcome) -> str:
         suppressed = ", ".join(o.code for o in outcome.suppressed_reasons)
         return f"done{f' (already done: {suppressed})' if suppressed else ''}"
     if outcome.state == engine.NOT_YET:
-        return "not yet suggested (no suggest rule fires)"
+        return f"not yet ({'; '.join(outcome.awaiting)})"
+    if outcome.state == engine.NOT_SUGGESTED:
+        return "not suggested (no rule fires and nothing is missing)"
     return outcome.state.replace("_", " ")

@@ -14,6 +14,7 @@ from typing import Any
 from . import engine
 from .engine import Evaluation, RuleOutcome
 from .formatting import format_derived, format_value
+from .logic_text import logic_text
 from .spec import CriterionSpec, DisagreementSpec, ProtocolSpec, StepSpec
 
 DEFAULT_DISCLAIMER = (
@@ -28,7 +29,9 @@ STATE_DISPLAY: dict[str, tuple[str, str, str]] = {
     engine.ORDERED: ("Ordered", "◷", "info"),  # a glyph DejaVu has: prints without a gap
     engine.DECLINED: ("Declined by the patient", "✕", "secondary"),
     engine.NOT_INDICATED: ("Not indicated", "–", "secondary"),
-    engine.NOT_YET: ("Not documented", "○", "light"),
+    # Missing data is never "not indicated": the state names what to record.
+    engine.NOT_YET: ("Not yet", "◌", "warning"),
+    engine.NOT_SUGGESTED: ("Not documented", "○", "light"),
 }
 
 CRITERION_DISPLAY: dict[str | None, tuple[str, str]] = {
@@ -78,11 +81,32 @@ class Reason:
     rationale: str
     source: str
     label: str | None
+    # For the "rule details" disclosure: the condition in words and reviewers' notes.
+    logic: str = ""
+    details: str = ""
 
     @classmethod
     def of(cls, outcome: RuleOutcome) -> Reason:
         rule = outcome.rule
-        return cls(rule.code, rule.title, rule.rationale, rule.source, outcome.label)
+        return cls(
+            rule.code,
+            rule.title,
+            rule.rationale,
+            rule.source,
+            outcome.label,
+            logic=logic_text(rule.condition),
+            details=rule.details,
+        )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A numbered entry of the page's reference list."""
+
+    number: int
+    key: str
+    citation: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,10 +127,20 @@ class ChecklistItem:
     mark: MarkView | None
     disagreements: list[DisagreementSpec]
     key_results: list[ValueView]
+    # With state "not yet": what the step waits for ("record history and skin examination").
+    awaiting: list[str] = field(default_factory=list)
+    not_yet: list[Reason] = field(default_factory=list)
 
     @property
     def code(self) -> str:
         return self.step.code
+
+    @property
+    def state_text(self) -> str:
+        """The state in words, naming what is missing: "Not yet: record baseline tryptase"."""
+        if self.state == engine.NOT_YET and self.awaiting:
+            return f"{self.state_label}: {'; '.join(self.awaiting)}"
+        return self.state_label
 
     @property
     def state_label(self) -> str:
@@ -189,6 +223,11 @@ class Checklist:
     errors: list[str]
     disclaimer: str
     sources: dict[str, str] = field(default_factory=dict)
+    references: list[Reference] = field(default_factory=list)
+
+    @property
+    def reference_numbers(self) -> dict[str, int]:
+        return {ref.key: ref.number for ref in self.references}
 
     @property
     def items(self) -> list[ChecklistItem]:
@@ -197,6 +236,10 @@ class Checklist:
     @property
     def suggested(self) -> list[ChecklistItem]:
         return [item for item in self.items if item.state == engine.SUGGESTED]
+
+    @property
+    def not_yet(self) -> list[ChecklistItem]:
+        return [item for item in self.items if item.state == engine.NOT_YET]
 
     @property
     def progress_done(self) -> int:
@@ -255,6 +298,8 @@ def build_checklist(
             key_results=key_results(step, evaluation.facts.get(step.code, {}))
             if step_records
             else [],
+            awaiting=outcome.awaiting,
+            not_yet=[Reason.of(o) for o in outcome.not_yet_reasons],
         )
         if not sections or sections[-1].title != step.section:
             sections.append(Section(title=step.section, items=[]))
@@ -291,6 +336,10 @@ def build_checklist(
         disclaimer=spec.disclaimer or DEFAULT_DISCLAIMER,
     )
     checklist.sources = _cited_sources(spec, checklist)
+    checklist.references = [
+        Reference(number, key, citation, spec.source_urls.get(key, ""))
+        for number, (key, citation) in enumerate(checklist.sources.items(), start=1)
+    ]
     return checklist
 
 
@@ -334,10 +383,10 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     """The citations for every source key that the checklist shows, in order of first use."""
     texts: list[str] = []
     for item in checklist.items:
-        texts += [
-            r.source for r in item.reasons + item.not_indicated + item.notes + item.suppressed
-        ]
+        for r in item.reasons + item.not_indicated + item.not_yet + item.notes + item.suppressed:
+            texts += [r.source, r.label or ""]
     texts += [d.source for d in checklist.derived]
+    texts += [item.step.source for item in checklist.items]
     texts += [row.item.source for _, rows in checklist.criteria for row in rows]
     cited: dict[str, str] = {}
     for text in texts:
@@ -364,5 +413,9 @@ def describe_changes(spec: ProtocolSpec, before: Evaluation, after: Evaluation) 
             label = STATE_DISPLAY[new.state][0].lower()
             why = [o.code for o in new.not_indicated_reasons]
             suffix = f": {', '.join(why)}" if why and new.state == engine.NOT_INDICATED else ""
+            if new.state == engine.NOT_YET:
+                suffix = f": {'; '.join(new.awaiting)}"
             messages.append(f"{step.title} is no longer suggested ({label}{suffix}).")
+        elif new.state == engine.NOT_YET and old.state != engine.NOT_YET:
+            messages.append(f"{step.title}: not yet, {'; '.join(new.awaiting)}.")
     return messages

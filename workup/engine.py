@@ -21,7 +21,10 @@ from .spec import ProtocolSpec, RuleSpec, StepSpec
 DONE = "done"
 SUGGESTED = "suggested"
 NOT_INDICATED = "not_indicated"
+# A rule that could suggest or rule out the step lacks data: "not yet: record X".
 NOT_YET = "not_yet"
+# No rule suggests the step and nothing it needs is missing.
+NOT_SUGGESTED = "not_suggested"
 ORDERED = "ordered"
 DECLINED = "declined"
 MARK_STATES = (ORDERED, NOT_INDICATED, DECLINED)
@@ -71,7 +74,18 @@ class StepOutcome:
     # Suggestions that did not count because the step is already done (R28).
     suppressed_reasons: list[RuleOutcome] = field(default_factory=list)
     not_indicated_reasons: list[RuleOutcome] = field(default_factory=list)
+    # Rules that say the step cannot be decided yet (their label says what is awaited).
+    not_yet_reasons: list[RuleOutcome] = field(default_factory=list)
     notes: list[RuleOutcome] = field(default_factory=list)
+    # Deciding inputs of the step not recorded yet, by their labels.
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def awaiting(self) -> list[str]:
+        """What the step waits for, in words: "record history", "specialist decision"."""
+        texts = [f"record {_join(self.missing)}"] if self.missing else []
+        texts += [o.label or o.rule.title for o in self.not_yet_reasons]
+        return list(dict.fromkeys(texts))
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,10 @@ class Evaluation:
     @property
     def suggested(self) -> list[str]:
         return self.codes_in_state(SUGGESTED)
+
+    @property
+    def not_yet(self) -> list[str]:
+        return self.codes_in_state(NOT_YET)
 
 
 def counting_record(step: StepSpec, records: Iterable[RecordInput]) -> RecordInput | None:
@@ -158,7 +176,11 @@ def evaluate(
     marks = marks or {}
     steps = {
         step.code: _decide_step(
-            spec, step, facts, outcomes.get(step.code, []), marks.get(step.code)
+            step,
+            facts,
+            outcomes.get(step.code, []),
+            marks.get(step.code),
+            _missing_inputs(step, facts, errors),
         )
         for step in spec.steps
     }
@@ -206,15 +228,31 @@ def _run_calculations(spec: ProtocolSpec, facts: dict[str, Any], errors: list[st
     return derived
 
 
+def _missing_inputs(step: StepSpec, facts: dict[str, Any], errors: list[str]) -> list[str]:
+    """Labels of the step's deciding inputs that are not recorded (when they apply)."""
+    if not step.deciding_inputs or facts["done"].get(step.code):
+        return []
+    if step.deciding_applies not in (None, {}) and not _truthy(
+        _apply(step.deciding_applies, facts, f"deciding inputs of {step.code}", errors)
+    ):
+        return []
+    return [
+        item.label
+        for item in step.deciding_inputs
+        if not _truthy(_apply(item.recorded, facts, f"deciding input of {step.code}", errors))
+    ]
+
+
 def _decide_step(
-    spec: ProtocolSpec,
     step: StepSpec,
     facts: dict[str, Any],
     fired: list[tuple[RuleSpec, str | None]],
     mark: str | None,
+    missing: list[str],
 ) -> StepOutcome:
+    """Precedence: done (unless suggested again) > mark > suggested > not yet > not indicated."""
     done = bool(facts["done"].get(step.code))
-    outcome = StepOutcome(code=step.code, state=NOT_YET, done=done, mark=mark)
+    outcome = StepOutcome(code=step.code, state=NOT_SUGGESTED, done=done, mark=mark)
     fired = sorted(fired, key=lambda pair: (pair[0].priority, pair[0].code))
     for rule, label in fired:
         reason = RuleOutcome(rule=rule, label=label)
@@ -225,15 +263,22 @@ def _decide_step(
                 outcome.suggest_reasons.append(reason)
         elif rule.action == "not_indicated":
             outcome.not_indicated_reasons.append(reason)
+        elif rule.action == "not_yet" and not done:
+            outcome.not_yet_reasons.append(reason)
         elif rule.action == "note":
             outcome.notes.append(reason)
 
-    if mark in MARK_STATES:
+    outcome.missing = missing
+    if done and not outcome.suggest_reasons:
+        outcome.state = DONE
+    elif mark in MARK_STATES:
         outcome.state = mark
     elif outcome.suggest_reasons:
         outcome.state = SUGGESTED
     elif done:
         outcome.state = DONE
+    elif outcome.missing or outcome.not_yet_reasons:
+        outcome.state = NOT_YET
     elif outcome.not_indicated_reasons:
         outcome.state = NOT_INDICATED
     return outcome
@@ -259,7 +304,16 @@ def _label(rule: RuleSpec, facts: dict, errors: list[str]) -> str | None:
     if isinstance(rule.label, str):
         return rule.label
     value = _apply(rule.label, facts, f"label of rule {rule.code}", errors)
+    if isinstance(value, list):  # e.g. the inputs a score still needs, joined for reading
+        value = _join([str(v) for v in value if v not in (None, "")])
     return str(value) if value not in (None, "") else None
+
+
+def _join(words: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _apply(expression: Any, facts: dict, where: str, errors: list[str]) -> Any:

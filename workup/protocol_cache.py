@@ -9,17 +9,9 @@ from __future__ import annotations
 import threading
 import time
 
+from . import spec_rows
 from .models import Protocol
-from .spec import (
-    CalculationSpec,
-    CriterionSpec,
-    DisagreementSpec,
-    FieldSpec,
-    ProtocolSpec,
-    RuleSpec,
-    StepSpec,
-    natural_code_key,
-)
+from .spec import ProtocolSpec, natural_code_key
 
 _cache: dict[tuple[int, str, int], ProtocolSpec] = {}
 _lock = threading.Lock()
@@ -74,6 +66,7 @@ def get_spec(protocol: Protocol) -> ProtocolSpec:
 def build_spec(protocol: Protocol) -> ProtocolSpec:
     steps = list(protocol.stepdefinition_set.order_by("order", "code").prefetch_related("fields"))
     rules = protocol.rule_set.select_related("target_step").order_by("priority", "code")
+    sources = list(protocol.protocolsource_set.all())
     disagreements = sorted(
         protocol.disagreement_set.select_related("step"), key=lambda d: natural_code_key(d.code)
     )
@@ -85,88 +78,33 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
         status=protocol.status,
         disclaimer=protocol.disclaimer,
         steps=tuple(
-            StepSpec(
-                code=s.code,
-                title=s.title,
-                section=s.section,
-                order=s.order,
-                help_text=s.help_text,
-                applies_to=s.applies_to,
-                repeatable=s.repeatable,
-                counts_latest_where=s.counts_latest_where,
-                is_safety_item=s.is_safety_item,
-                source=s.source,
-                fields=tuple(
-                    FieldSpec(
-                        code=f.code,
-                        label=f.label,
-                        kind=f.kind,
-                        unit=f.unit,
-                        min_value=f.min_value,
-                        max_value=f.max_value,
-                        choices=tuple(tuple(c) for c in f.choices or ()),
-                        required=f.required,
-                        help_text=f.help_text,
-                        calculation=f.calculation,
-                        is_key_result=f.is_key_result,
-                    )
+            spec_rows.step_spec(
+                spec_rows.from_instance(s),
+                [
+                    spec_rows.field_spec(spec_rows.from_instance(f))
                     for f in sorted(s.fields.all(), key=lambda f: (f.order, f.code))
-                ),
+                ],
             )
             for s in steps
         ),
         calculations=tuple(
-            CalculationSpec(
-                code=c.code,
-                label=c.label,
-                expression=c.expression,
-                unit=c.unit,
-                formula=c.formula,
-                display=c.display,
-                source=c.source,
-            )
+            spec_rows.calculation_spec(spec_rows.from_instance(c))
             for c in protocol.calculation_set.order_by("order", "code")
         ),
         rules=tuple(
-            RuleSpec(
-                code=r.code,
-                title=r.title,
-                action=r.action,
-                target_step=r.target_step.code if r.target_step else None,
-                condition=r.condition,
-                rationale=r.rationale,
-                source=r.source,
-                label=r.label,
-                priority=r.priority,
-                enabled=r.enabled,
-                repeat_when_done=r.repeat_when_done,
+            spec_rows.rule_spec(
+                spec_rows.from_instance(r), r.target_step.code if r.target_step else None
             )
             for r in rules
         ),
         criteria=tuple(
-            CriterionSpec(
-                code=c.code,
-                group=c.group,
-                kind=c.kind,
-                label=c.label,
-                who_text=c.who_text,
-                icc_text=c.icc_text,
-                who_logic=c.who_logic,
-                icc_logic=c.icc_logic,
-                source=c.source,
-            )
+            spec_rows.criterion_spec(spec_rows.from_instance(c))
             for c in protocol.criterionitem_set.order_by("order", "code")
         ),
         disagreements=tuple(
-            DisagreementSpec(
-                code=d.code,
-                title=d.title,
-                positions=d.positions,
-                app_behaviour=d.app_behaviour,
-                step=d.step.code if d.step else None,
-                condition=d.condition,
-            )
+            spec_rows.disagreement_spec(spec_rows.from_instance(d), d.step.code if d.step else None)
             for d in disagreements
         ),
-        sources={s.code: s.citation for s in protocol.protocolsource_set.all()},
+        sources={s.code: s.citation for s in sources},
+        source_urls={s.code: s.url for s in sources if s.url},
     )

@@ -10,16 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .spec import (
-    CalculationSpec,
-    CriterionSpec,
-    DisagreementSpec,
-    FieldSpec,
-    ProtocolSpec,
-    RuleSpec,
-    StepSpec,
-    natural_code_key,
-)
+from . import spec_rows
+from .spec import FieldSpec, ProtocolSpec, natural_code_key
 from .validation import validate_protocol
 
 
@@ -68,145 +60,61 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
     def last(key: Any) -> str | None:
         return key[-1] if isinstance(key, list) and key else key
 
+    def rows_of(model: str, required: tuple[str, ...]):
+        """The model's entries that carry their required keys; the others become problems."""
+        for index, row in by_model.get(model, []):
+            if not isinstance(row, dict):
+                problems.append(f"entry {index} ({model}): 'fields' must be an object")
+                continue
+            missing = [key for key in required if key not in row]
+            if missing:
+                problems.append(f"entry {index} ({model}): missing {', '.join(map(repr, missing))}")
+                continue
+            yield row
+
     fields_by_step: dict[str, list[tuple[int, FieldSpec]]] = defaultdict(list)
-    for index, f in by_model.get("workup.fielddefinition", []):
-        try:
-            fields_by_step[last(f["step"])].append(
-                (
-                    f.get("order", 0),
-                    FieldSpec(
-                        code=f["code"],
-                        label=f.get("label", f["code"]),
-                        kind=f.get("kind", ""),
-                        unit=f.get("unit", ""),
-                        min_value=f.get("min_value"),
-                        max_value=f.get("max_value"),
-                        choices=tuple(tuple(c) for c in f.get("choices") or ()),
-                        required=f.get("required", False),
-                        help_text=f.get("help_text", ""),
-                        calculation=f.get("calculation", ""),
-                        is_key_result=f.get("is_key_result", False),
-                    ),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.fielddefinition): missing {exc}")
+    for f in rows_of("workup.fielddefinition", ("step", "code")):
+        fields_by_step[last(f["step"])].append((f.get("order", 0), spec_rows.field_spec(f.get)))
 
     steps = []
-    for index, s in by_model.get("workup.stepdefinition", []):
-        try:
-            steps.append(
-                StepSpec(
-                    code=s["code"],
-                    title=s.get("title", s["code"]),
-                    section=s.get("section", ""),
-                    order=s["order"],
-                    fields=tuple(
-                        f
-                        for _, f in sorted(
-                            fields_by_step.get(s["code"], []),
-                            key=lambda pair: (pair[0], pair[1].code),
-                        )
-                    ),
-                    help_text=s.get("help_text", ""),
-                    applies_to=s.get("applies_to", ""),
-                    repeatable=s.get("repeatable", False),
-                    counts_latest_where=s.get("counts_latest_where", ""),
-                    is_safety_item=s.get("is_safety_item", False),
-                    source=s.get("source", ""),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.stepdefinition): missing {exc}")
+    for s in rows_of("workup.stepdefinition", ("code", "order")):
+        fields = sorted(fields_by_step.get(s["code"], []), key=lambda pair: (pair[0], pair[1].code))
+        steps.append(spec_rows.step_spec(s.get, [f for _, f in fields]))
     step_codes = {s.code for s in steps}
     for step_code in fields_by_step:
         if step_code not in step_codes:
             problems.append(f"fields given for unknown step '{step_code}'")
 
-    calculations = []
-    for index, c in sorted(
-        by_model.get("workup.calculation", []),
-        key=lambda pair: (pair[1].get("order", 0), pair[1].get("code", "")),
-    ):
-        try:
-            calculations.append(
-                CalculationSpec(
-                    code=c["code"],
-                    label=c.get("label", c["code"]),
-                    expression=c["expression"],
-                    unit=c.get("unit", ""),
-                    formula=c.get("formula", ""),
-                    display=c.get("display", False),
-                    source=c.get("source", ""),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.calculation): missing {exc}")
+    calculations = [
+        spec_rows.calculation_spec(c.get)
+        for c in sorted(
+            rows_of("workup.calculation", ("code", "expression")),
+            key=lambda c: (c.get("order", 0), c.get("code", "")),
+        )
+    ]
+    rules = [
+        spec_rows.rule_spec(r.get, last(r.get("target_step")))
+        for r in rows_of("workup.rule", ("code",))
+    ]
+    criteria = [
+        spec_rows.criterion_spec(c.get)
+        for c in sorted(
+            rows_of("workup.criterionitem", ("code",)),
+            key=lambda c: (c.get("order", 0), c.get("code", "")),
+        )
+    ]
+    disagreements = [
+        spec_rows.disagreement_spec(d.get, last(d.get("step")))
+        for d in rows_of("workup.disagreement", ("code",))
+    ]
 
-    rules = []
-    for index, r in by_model.get("workup.rule", []):
-        try:
-            rules.append(
-                RuleSpec(
-                    code=r["code"],
-                    title=r.get("title", ""),
-                    action=r.get("action", ""),
-                    target_step=last(r.get("target_step")),
-                    condition=r.get("condition", {}),
-                    rationale=r.get("rationale", ""),
-                    source=r.get("source", ""),
-                    label=r.get("label"),
-                    priority=r.get("priority", 0),
-                    enabled=r.get("enabled", True),
-                    repeat_when_done=r.get("repeat_when_done", False),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.rule): missing {exc}")
-
-    criteria = []
-    for index, c in sorted(
-        by_model.get("workup.criterionitem", []),
-        key=lambda pair: (pair[1].get("order", 0), pair[1].get("code", "")),
-    ):
-        try:
-            criteria.append(
-                CriterionSpec(
-                    code=c["code"],
-                    group=c.get("group", ""),
-                    kind=c.get("kind", ""),
-                    label=c.get("label", ""),
-                    who_text=c.get("who_text", ""),
-                    icc_text=c.get("icc_text", ""),
-                    who_logic=c.get("who_logic"),
-                    icc_logic=c.get("icc_logic"),
-                    source=c.get("source", ""),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.criterionitem): missing {exc}")
-
-    disagreements = []
-    for index, d in by_model.get("workup.disagreement", []):
-        try:
-            disagreements.append(
-                DisagreementSpec(
-                    code=d["code"],
-                    title=d.get("title", ""),
-                    positions=d.get("positions", ""),
-                    app_behaviour=d.get("app_behaviour", ""),
-                    step=last(d.get("step")),
-                    condition=d.get("condition", True),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            problems.append(f"entry {index} (workup.disagreement): missing {exc}")
-
-    sources = {
-        s["code"]: s.get("citation", "")
+    source_rows = [
+        s
         for _, s in by_model.get("workup.protocolsource", [])
         if isinstance(s, dict) and "code" in s
-    }
+    ]
+    sources = {s["code"]: s.get("citation", "") for s in source_rows}
+    source_urls = {s["code"]: s["url"] for s in source_rows if s.get("url")}
     if problems:
         raise ProtocolFileError(path, problems)
     return ProtocolSpec(
@@ -221,4 +129,5 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
         criteria=tuple(criteria),
         disagreements=tuple(sorted(disagreements, key=lambda d: natural_code_key(d.code))),
         sources=sources,
+        source_urls=source_urls,
     )

@@ -257,27 +257,38 @@ def set_snapshot_columns(workup: Workup, checklist: checklist_builder.Checklist)
     workup.progress_done = checklist.progress_done
     workup.progress_applicable = checklist.progress_applicable
     workup.suggested_steps = [item.code for item in checklist.suggested]
+    workup.not_yet_steps = [item.code for item in checklist.not_yet]
+
+
+def snapshot_rows(workup: Workup) -> list[WorkupSuggestion]:
+    """The indexed rows behind the worklist's step filters, from the snapshot columns."""
+    return [
+        WorkupSuggestion(workup=workup, step_code=code, state=state)
+        for state, codes in (
+            (WorkupSuggestion.State.SUGGESTED, workup.suggested_steps),
+            (WorkupSuggestion.State.NOT_YET, workup.not_yet_steps),
+        )
+        for code in codes
+    ]
 
 
 def refresh_snapshot(workup: Workup) -> WorkupState:
-    """Store progress and suggested steps on the workup, for lists that must not evaluate rules."""
+    """Store progress, suggested and not-yet steps on the workup, so lists never evaluate rules."""
     state = load_state(workup)
     set_snapshot_columns(workup, state.checklist())
-    suggested = workup.suggested_steps
     Workup.objects.filter(pk=workup.pk).update(
         progress_done=workup.progress_done,
         progress_applicable=workup.progress_applicable,
-        suggested_steps=suggested,
+        suggested_steps=workup.suggested_steps,
+        not_yet_steps=workup.not_yet_steps,
     )
-    WorkupSuggestion.objects.filter(workup=workup).exclude(step_code__in=suggested).delete()
-    existing = set(
-        WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", flat=True)
-    )
+    wanted = {(row.step_code, row.state): row for row in snapshot_rows(workup)}
+    existing = set(WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", "state"))
+    # One row per step (unique): a row whose state changed is replaced.
+    stale = [code for code, row_state in existing if (code, row_state) not in wanted]
+    if stale:
+        WorkupSuggestion.objects.filter(workup=workup, step_code__in=stale).delete()
     WorkupSuggestion.objects.bulk_create(
-        [
-            WorkupSuggestion(workup=workup, step_code=code)
-            for code in suggested
-            if code not in existing
-        ]
+        [row for key, row in wanted.items() if key not in existing]
     )
     return state

@@ -20,7 +20,7 @@ from .marks_query import mark_rows_from_models
 from .models import StepMark, StepRecord, Workup, WorkupSuggestion
 from .protocol_cache import get_spec
 
-SNAPSHOT_FIELDS = ["progress_done", "progress_applicable", "suggested_steps"]
+SNAPSHOT_FIELDS = ["progress_done", "progress_applicable", "suggested_steps", "not_yet_steps"]
 
 
 def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:
@@ -56,9 +56,7 @@ def refresh_batch(ids: list[int]) -> int:
         Workup.objects.bulk_update(workups, SNAPSHOT_FIELDS)
         WorkupSuggestion.objects.filter(workup_id__in=ids).delete()
         WorkupSuggestion.objects.bulk_create(
-            WorkupSuggestion(workup=workup, step_code=code)
-            for workup in workups
-            for code in workup.suggested_steps
+            row for workup in workups for row in services.snapshot_rows(workup)
         )
     # Saved by someone meanwhile: our snapshot may be older than theirs; take it again.
     for workup in Workup.objects.filter(pk__in=ids).select_related("patient", "protocol"):

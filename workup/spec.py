@@ -32,6 +32,16 @@ class FieldSpec:
     help_text: str = ""
     calculation: str = ""
     is_key_result: bool = False
+    # Asked only when the step's field `shown_if_field` holds one of `shown_if_values`.
+    shown_if_field: str = ""
+    shown_if_values: tuple[Any, ...] = ()
+    # The previous version's field this one replaces (a workup's value moves over × factor).
+    replaces: str = ""
+    replaces_factor: float | None = None
+
+    def shown_for(self, values: dict[str, Any]) -> bool:
+        """Whether the form asks this field, given the step's other values."""
+        return not self.shown_if_field or values.get(self.shown_if_field) in self.shown_if_values
 
     @property
     def is_calculated(self) -> bool:
@@ -39,6 +49,14 @@ class FieldSpec:
 
     def choice_label(self, value: Any) -> str:
         return dict(self.choices).get(value, str(value))
+
+
+@dataclass(frozen=True)
+class DecidingInput:
+    """One input a step's rules need: named to the clinician while it is missing."""
+
+    label: str
+    recorded: JSONLogic
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,9 @@ class StepSpec:
     counts_latest_where: str = ""
     is_safety_item: bool = False
     source: str = ""
+    # What must be recorded before the rules can decide the step ("not yet: record X").
+    deciding_inputs: tuple[DecidingInput, ...] = ()
+    deciding_applies: JSONLogic = None
 
     def field(self, code: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.code == code), None)
@@ -79,7 +100,7 @@ class CalculationSpec:
 class RuleSpec:
     code: str
     title: str
-    action: str  # suggest | not_indicated | note | housekeeping
+    action: str  # suggest | not_indicated | not_yet | note | housekeeping
     target_step: str | None
     condition: JSONLogic
     rationale: str
@@ -88,6 +109,7 @@ class RuleSpec:
     priority: int = 0
     enabled: bool = True
     repeat_when_done: bool = False
+    details: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,7 @@ class ProtocolSpec:
     criteria: tuple[CriterionSpec, ...] = ()
     disagreements: tuple[DisagreementSpec, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
+    source_urls: dict[str, str] = field(default_factory=dict)
     status: str = "published"
     disclaimer: str = ""
     id: int | None = None

@@ -15,7 +15,7 @@ from json_logic import ALL_OPERATIONS
 from .spec import ProtocolSpec
 
 PATIENT_VARIABLES = ("patient.age_years", "patient.sex", "patient.adult_pathway")
-RULE_ACTIONS = ("suggest", "not_indicated", "note", "housekeeping")
+RULE_ACTIONS = ("suggest", "not_indicated", "not_yet", "note", "housekeeping")
 FIELD_KINDS = ("decimal", "integer", "boolean", "choice", "multi_choice", "date", "text")
 RESERVED_STEP_CODES = ("patient", "done", "calc")
 
@@ -126,6 +126,25 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
                 problems.append(f"{where}: unknown calculation '{f.calculation}'")
             if not f.calculation:
                 base.add(f"{step.code}.{f.code}")
+            if f.shown_if_field:
+                controller = step.field(f.shown_if_field)
+                if controller is None or controller.code == f.code:
+                    problems.append(
+                        f"{where}: shown_if_field '{f.shown_if_field}' must name another "
+                        "field of the step"
+                    )
+                elif not f.shown_if_values:
+                    problems.append(f"{where}: shown_if_field needs shown_if_values")
+                elif controller.kind in ("choice", "multi_choice"):
+                    allowed = {value for value, _ in controller.choices}
+                    for value in f.shown_if_values:
+                        if value not in allowed:
+                            problems.append(
+                                f"{where}: shown_if_values: '{value}' is not a choice of "
+                                f"{step.code}.{controller.code}"
+                            )
+            if f.replaces_factor is not None and not f.replaces:
+                problems.append(f"{where}: replaces_factor needs replaces")
 
     # A calculation sees the fields, and only the calculations before it.
     known = set(base)
@@ -147,6 +166,15 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
         problems += check_expression(rule.condition, known, where)
         if rule.label is not None and not isinstance(rule.label, str):
             problems += check_expression(rule.label, known, f"{where} label")
+    for step in spec.steps:
+        where = f"step {step.code} deciding inputs"
+        problems += check_expression(step.deciding_applies, known, f"{where} (applies)")
+        for number, item in enumerate(step.deciding_inputs, start=1):
+            if not isinstance(item.label, str) or not item.label.strip():
+                problems.append(f"{where} #{number}: needs a label (what to record)")
+            if item.recorded in ({}, None, ""):
+                problems.append(f"{where} #{number}: needs 'recorded' (JSONLogic)")
+            problems += check_expression(item.recorded, known, f"{where} #{number}")
     for item in spec.criteria:
         problems += check_expression(item.who_logic, known, f"criterion {item.code} (WHO)")
         problems += check_expression(item.icc_logic, known, f"criterion {item.code} (ICC)")

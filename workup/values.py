@@ -26,7 +26,8 @@ def validate_step_values(step: StepSpec, values: Any) -> list[str]:
             continue
         problems += [f"{where}: {p}" for p in _check(field, value)]
     for field in step.entry_fields:
-        if field.required and values.get(field.code) is None:
+        # A field asked only for some answers (shown_if) is required only when asked.
+        if field.required and field.shown_for(values) and values.get(field.code) is None:
             problems.append(f"{step.code}.{field.code}: required")
     return problems
 

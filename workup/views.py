@@ -30,7 +30,7 @@ from .access import (
 from .checklist import record_values
 from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
 from .keyset import Cursor
-from .models import AuditEvent, StepMark
+from .models import AuditEvent, StepMark, WorkupSuggestion
 from .protocol_cache import newest_published
 from .views_audit import changes_since
 from .worklist import worklist_page
@@ -68,13 +68,17 @@ def worklist(request):
     search = request.session.get(SEARCH_SESSION_KEY, "")
     step_choices = _step_choices()
     step_filter = request.GET.get("step", "")
-    if step_filter not in dict(step_choices):
-        step_filter = ""  # only known step codes reach the query
+    # "bone_marrow_biopsy" filters on suggested, "not_yet:bone_marrow_biopsy" on not yet.
+    step_state, _, step_code = step_filter.rpartition(":")
+    step_state = step_state or WorkupSuggestion.State.SUGGESTED
+    if step_code not in dict(step_choices) or step_state not in WorkupSuggestion.State.values:
+        step_filter = step_code = ""  # only known step codes and states reach the query
     access = site_access(request.user)
     page = worklist_page(
         site_ids=access.site_ids,
         search=search,
-        step_code=step_filter,
+        step_code=step_code,
+        step_state=step_state,
         cursor=Cursor.from_query(request.GET),
         size=settings.WORKLIST_PAGE_SIZE,
     )
@@ -83,7 +87,8 @@ def worklist(request):
     rows = []
     for patient in page.rows:
         suggested = [titles.get(code, code) for code in patient.suggested_steps or ()]
-        rows.append((patient, sites.get(patient.site_id), suggested))
+        not_yet = [titles.get(code, code) for code in patient.not_yet_steps or ()]
+        rows.append((patient, sites.get(patient.site_id), suggested, not_yet))
     return render(
         request,
         "workup/worklist.html",
@@ -335,6 +340,8 @@ def _render_step_page(
             "patient": workup.patient,
             "step": step,
             "item": item,
+            # The checklist's reference numbers, so a source reads the same on both pages.
+            "checklist": checklist,
             "record_rows": record_rows,
             "form": form,
             "editing": editing,

@@ -38,13 +38,17 @@ def matching(patients: QuerySet, search: str) -> QuerySet:
     )
 
 
-def with_suggested_step(patients: QuerySet, step_code: str) -> QuerySet:
+def with_step_in_state(
+    patients: QuerySet, step_code: str, state: str = WorkupSuggestion.State.SUGGESTED
+) -> QuerySet:
+    """Patients whose open workup has the step suggested (or "not yet"), by the indexed rows."""
     return patients.filter(
         Exists(
             WorkupSuggestion.objects.filter(
                 workup__patient=OuterRef("pk"),
                 workup__status=Workup.Status.OPEN,
                 step_code=step_code,
+                state=state,
             )
         )
     )
@@ -58,6 +62,7 @@ def with_open_workup(patients: QuerySet) -> QuerySet:
         progress_done=F("open_workup__progress_done"),
         progress_applicable=F("open_workup__progress_applicable"),
         suggested_steps=F("open_workup__suggested_steps"),
+        not_yet_steps=F("open_workup__not_yet_steps"),
         last_change_at=F("open_workup__last_change_at"),
     )
 
@@ -67,11 +72,12 @@ def worklist_page(
     site_ids: list[int] | None,
     search: str,
     step_code: str,
+    step_state: str = WorkupSuggestion.State.SUGGESTED,
     cursor: keyset.Cursor,
     size: int,
 ) -> keyset.KeysetPage:
     scope = scoped_patients(site_ids)
     patients = matching(scope, search)
     if step_code:
-        patients = with_suggested_step(patients, step_code)
+        patients = with_step_in_state(patients, step_code, step_state)
     return keyset.page(with_open_workup(patients), cursor, key=SORT_KEY, size=size, boundary=scope)

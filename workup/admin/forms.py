@@ -15,10 +15,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput, JSONString
 
+from .. import spec_rows
 from ..cases import case_problems
 from ..models import Protocol, ProtocolCase
 from ..protocol_cache import build_spec
-from ..spec import CalculationSpec, CriterionSpec, DisagreementSpec, FieldSpec, RuleSpec, StepSpec
 from ..spec_edit import new_problems, with_field, with_item, with_step
 
 CODE_STYLE = "font-family: ui-monospace, monospace; font-size: 0.9rem;"
@@ -78,10 +78,11 @@ class DraftCheckedForm(forms.ModelForm):
             if isinstance(field, JSONTextField):
                 field.empty = _empty_value(self._meta.model._meta.get_field(name))
 
-    def value(self, name: str):
+    def value(self, name: str, default=None):
+        """A column's value as it would be saved (the getter `spec_rows` reads)."""
         if name in self.cleaned_data:
             return self.cleaned_data[name]
-        return getattr(self.instance, name)
+        return getattr(self.instance, name, default)
 
     def protocol(self) -> Protocol | None:
         protocol = self.cleaned_data.get("protocol")
@@ -159,19 +160,7 @@ class RuleForm(DraftCheckedForm):
 
     def spec_after(self, before):
         step = self.value("target_step")
-        rule = RuleSpec(
-            code=self.value("code"),
-            title=self.value("title"),
-            action=self.value("action"),
-            target_step=step.code if step else None,
-            condition=self.value("condition"),
-            rationale=self.value("rationale"),
-            source=self.value("source"),
-            label=self.value("label"),
-            priority=self.value("priority"),
-            enabled=self.value("enabled"),
-            repeat_when_done=self.value("repeat_when_done"),
-        )
+        rule = spec_rows.rule_spec(self.value, step.code if step else None)
         return with_item(before, "rules", self.original_code(), rule)
 
     def spec_without(self, before):
@@ -199,15 +188,7 @@ class CalculationForm(DraftCheckedForm):
         return cleaned
 
     def spec_after(self, before):
-        calc = CalculationSpec(
-            code=self.value("code"),
-            label=self.value("label"),
-            expression=self.value("expression"),
-            unit=self.value("unit"),
-            formula=self.value("formula"),
-            display=self.value("display"),
-            source=self.value("source"),
-        )
+        calc = spec_rows.calculation_spec(self.value)
         protocol = self.protocol()
         others = list(
             protocol.calculation_set.exclude(pk=self.instance.pk).values_list("order", "code")
@@ -229,14 +210,7 @@ class CriterionForm(DraftCheckedForm):
     )
 
     def spec_after(self, before):
-        item = CriterionSpec(
-            code=self.value("code"),
-            group=self.value("group"),
-            kind=self.value("kind"),
-            label=self.value("label"),
-            who_logic=self.value("who_logic"),
-            icc_logic=self.value("icc_logic"),
-        )
+        item = spec_rows.criterion_spec(self.value)
         return with_item(before, "criteria", self.original_code(), item)
 
     def spec_without(self, before):
@@ -258,14 +232,7 @@ class DisagreementForm(DraftCheckedForm):
 
     def spec_after(self, before):
         step = self.value("step")
-        item = DisagreementSpec(
-            code=self.value("code"),
-            title=self.value("title"),
-            positions=self.value("positions"),
-            app_behaviour=self.value("app_behaviour"),
-            step=step.code if step else None,
-            condition=self.value("condition"),
-        )
+        item = spec_rows.disagreement_spec(self.value, step.code if step else None)
         return with_item(before, "disagreements", self.original_code(), item)
 
     def spec_without(self, before):
@@ -281,18 +248,7 @@ class StepForm(DraftCheckedForm):
     )
 
     def spec_after(self, before):
-        step = StepSpec(
-            code=self.value("code"),
-            title=self.value("title"),
-            section=self.value("section"),
-            order=self.value("order"),
-            help_text=self.value("help_text"),
-            applies_to=self.value("applies_to"),
-            repeatable=self.value("repeatable"),
-            counts_latest_where=self.value("counts_latest_where"),
-            is_safety_item=self.value("is_safety_item"),
-            source=self.value("source"),
-        )
+        step = spec_rows.step_spec(self.value)
         return with_step(before, self.original_code(), step)
 
     def spec_without(self, before):
@@ -317,19 +273,7 @@ class FieldForm(DraftCheckedForm):
         return {**super().route_names(), "step": self.instance.step.code}
 
     def spec_after(self, before):
-        field = FieldSpec(
-            code=self.value("code"),
-            label=self.value("label"),
-            kind=self.value("kind"),
-            unit=self.value("unit"),
-            min_value=self.value("min_value"),
-            max_value=self.value("max_value"),
-            choices=tuple(tuple(c) for c in self.value("choices") or ()),
-            required=self.value("required"),
-            help_text=self.value("help_text"),
-            calculation=self.value("calculation"),
-            is_key_result=self.value("is_key_result"),
-        )
+        field = spec_rows.field_spec(self.value)
         return with_field(before, self.instance.step.code, self.original_code(), field)
 
     def spec_without(self, before):
@@ -367,6 +311,7 @@ class CaseForm(forms.ModelForm):
             "findings",
             "expected_suggested",
             "expected_not_suggested",
+            "expected_not_yet",
             "rule_refs",
             "source",
         ]
@@ -382,7 +327,13 @@ class CaseForm(forms.ModelForm):
             "id": cleaned.get("code"),
             **{
                 name: cleaned.get(name, getattr(self.instance, name))
-                for name in ("patient", "findings", "expected_suggested", "expected_not_suggested")
+                for name in (
+                    "patient",
+                    "findings",
+                    "expected_suggested",
+                    "expected_not_suggested",
+                    "expected_not_yet",
+                )
             },
         }
         for name, message in case_problems(build_spec(protocol), case):

@@ -308,6 +308,7 @@ class ProtocolCaseAdmin(LockedPartAdmin):
         "findings",
         "expected_suggested",
         "expected_not_suggested",
+        "expected_not_yet",
         "result",
         "rule_refs",
         "source",
@@ -317,7 +318,10 @@ class ProtocolCaseAdmin(LockedPartAdmin):
     def expected(self, case):
         wanted = ", ".join(case.expected_suggested) or "–"
         unwanted = ", ".join(case.expected_not_suggested) or "–"
-        return f"suggested: {wanted}; not suggested: {unwanted}"
+        text = f"suggested: {wanted}; not suggested: {unwanted}"
+        if case.expected_not_yet:
+            text += f"; not yet: {', '.join(case.expected_not_yet)}"
+        return text
 
     @admin.display(description="Result on this version")
     def result(self, case):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..checklist import STATE_DISPLAY
-from ..engine import RecordInput, counting_record
+from ..engine import NOT_YET, RecordInput, counting_record
 from ..formatting import format_number
 from ..spec import FieldSpec, ProtocolSpec
 from .coding import ProtocolCoding
@@ -131,6 +131,12 @@ def columns(spec: ProtocolSpec, coding: ProtocolCoding, *, identifiers: bool) ->
                 "choice",
                 allowed=state_choices,
                 description="The step's state on the checklist (never a diagnosis).",
+            ),
+            Column(
+                f"{step.code}.not_yet",
+                f"{step.title}: not yet, awaiting",
+                "text",
+                description='With state not_yet: what is missing, e.g. "record history".',
             ),
             Column(
                 f"{step.code}.date",
@@ -252,7 +258,11 @@ def row_values(
         records = by_step.get(step.code, [])
         shown = counting_record(step, _as_inputs(records)) if records else None
         facts = evaluation.facts.get(step.code) or {}
-        values[f"{step.code}.state"] = evaluation.steps[step.code].state
+        outcome = evaluation.steps[step.code]
+        values[f"{step.code}.state"] = outcome.state
+        values[f"{step.code}.not_yet"] = (
+            "; ".join(outcome.awaiting) if outcome.state == NOT_YET else None
+        )
         values[f"{step.code}.date"] = shown.performed_on if shown else None
         values[f"{step.code}.records"] = len(records)
         for field in step.fields:

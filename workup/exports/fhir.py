@@ -49,7 +49,8 @@ ACTIVITY_STATUS = {
     engine.ORDERED: "scheduled",
     engine.DECLINED: "cancelled",
     engine.NOT_INDICATED: "not-started",  # with doNotPerform = true
-    engine.NOT_YET: "not-started",
+    engine.NOT_YET: "not-started",  # statusReason says what is missing
+    engine.NOT_SUGGESTED: "not-started",
 }
 
 
@@ -348,6 +349,8 @@ def _activity(
 ) -> dict[str, Any]:
     step = item.step
     status_text = item.state_label
+    if item.state == engine.NOT_YET:
+        status_text = item.state_text
     if item.mark is not None and identifiers and item.mark.reason:
         status_text += f": {item.mark.reason}"
     detail: dict[str, Any] = {

@@ -174,6 +174,8 @@ class Workup(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_applicable = models.PositiveIntegerField(default=0)
     suggested_steps = models.JSONField(default=list, blank=True)
+    # Steps that cannot be decided yet for lack of data ("not yet: record X").
+    not_yet_steps = models.JSONField(default=list, blank=True)
     last_change_at = models.DateTimeField(null=True, blank=True)
     last_change_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -200,19 +202,26 @@ class Workup(models.Model):
 
 
 class WorkupSuggestion(models.Model):
-    """One row per suggested step of a workup: the indexed side of the snapshot."""
+    """One row per suggested or not-yet step of a workup: the indexed side of the snapshot."""
+
+    class State(models.TextChoices):
+        SUGGESTED = "suggested", "Suggested next step"
+        NOT_YET = "not_yet", "Not yet: data missing"
 
     workup = models.ForeignKey(Workup, on_delete=models.CASCADE, related_name="suggestions")
     step_code = models.SlugField(max_length=60)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SUGGESTED)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workup", "step_code"], name="workup_suggestion_unique")
         ]
-        indexes = [models.Index(fields=["step_code", "workup"], name="suggestion_step_idx")]
+        indexes = [
+            models.Index(fields=["step_code", "state", "workup"], name="suggestion_step_state_idx")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.step_code} suggested for workup {self.workup_id}"
+        return f"{self.step_code} {self.state} for workup {self.workup_id}"
 
 
 class StepRecord(models.Model):

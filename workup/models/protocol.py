@@ -248,7 +248,10 @@ class _ProtocolPart(LockedWithProtocol, models.Model):
 class ProtocolSource(_ProtocolPart):
     """A cited source, e.g. code "ECNM14" for the ECNM diagnostic algorithm."""
 
-    citation = models.TextField()
+    citation = models.TextField(help_text="Authors, title, journal, year, volume and pages.")
+    url = models.URLField(
+        max_length=300, blank=True, help_text="Link to the source (doi.org, PubMed, PMC)."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -280,6 +283,22 @@ class StepDefinition(_ProtocolPart):
     )
     is_safety_item = models.BooleanField(default=False)
     source = models.CharField(max_length=300, blank=True)
+    # "Not yet: record X" (missing data is never shown as "not indicated").
+    deciding_inputs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            'What must be recorded before the rules can decide this step: [{"label": '
+            '"baseline serum tryptase", "recorded": JSONLogic that is true once it is}]. '
+            "While one is missing and no rule suggests the step, it reads "
+            '"not yet: record <label>".'
+        ),
+    )
+    deciding_applies = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="JSONLogic: when the deciding inputs apply (empty: always).",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -333,6 +352,25 @@ class FieldDefinition(LockedWithProtocol, models.Model):
     is_key_result = models.BooleanField(
         default=False, help_text="Shown on the checklist next to the step."
     )
+    shown_if_field = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Ask this field only when that field of the step has one of the values below.",
+    )
+    shown_if_values = models.JSONField(
+        default=list, blank=True, help_text='The values of that field, e.g. ["other"].'
+    )
+    replaces = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text=(
+            "Code of the field this one replaces in the previous version: moving a workup "
+            "carries its value over (multiplied by the factor below)."
+        ),
+    )
+    replaces_factor = models.FloatField(
+        null=True, blank=True, help_text="e.g. 1000 for ng/mg to pg/mg; empty: 1."
+    )
     history = HistoricalRecords()
 
     objects = FieldDefinitionManager()
@@ -383,6 +421,7 @@ class Rule(_ProtocolPart):
     class Action(models.TextChoices):
         SUGGEST = "suggest", "Suggest the step"
         NOT_INDICATED = "not_indicated", "Step not indicated"
+        NOT_YET = "not_yet", "Step not yet decidable (label names what is missing)"
         NOTE = "note", "Show a note on the step"
         HOUSEKEEPING = "housekeeping", "Describes how the checklist works (not evaluated)"
 
@@ -397,7 +436,11 @@ class Rule(_ProtocolPart):
         blank=True,
         help_text="Text shown with the outcome: a string, or JSONLogic that gives one (or null).",
     )
-    rationale = models.TextField()
+    rationale = models.TextField(help_text="Why, in plain words for the clinician.")
+    details = models.TextField(
+        blank=True,
+        help_text="Notes for reviewers (verification status, caveats); shown under rule details.",
+    )
     source = models.CharField(max_length=300)
     priority = models.IntegerField(default=0, help_text="Lower comes first among reasons.")
     enabled = models.BooleanField(default=True)
@@ -497,8 +540,8 @@ class ProtocolCase(_ProtocolPart):
 
     The shape of a vignette (fixtures/cases/): the patient, the findings per
     step, and the steps that must and must not be suggested. It passes when
-    every expected_suggested step is suggested and no expected_not_suggested
-    step is.
+    every expected_suggested step is suggested, no expected_not_suggested step
+    is, and every expected_not_yet step reads "not yet: record X".
     """
 
     summary = models.TextField(blank=True)
@@ -515,6 +558,9 @@ class ProtocolCase(_ProtocolPart):
     )
     expected_not_suggested = models.JSONField(
         default=list, blank=True, help_text="Step codes that must not be suggested."
+    )
+    expected_not_yet = models.JSONField(
+        default=list, blank=True, help_text='Step codes that must read "not yet: record X".'
     )
     rule_refs = models.JSONField(
         default=list, blank=True, help_text="Rules the case is about (for the reader)."
@@ -545,6 +591,7 @@ class ProtocolCase(_ProtocolPart):
             "findings": self.findings,
             "expected_suggested": self.expected_suggested,
             "expected_not_suggested": self.expected_not_suggested,
+            "expected_not_yet": self.expected_not_yet,
             "rule_refs": self.rule_refs,
             "source": self.source,
         }

@@ -80,6 +80,7 @@ class Snapshot:
     progress_done: int
     progress_applicable: int
     suggested: tuple[str, ...]
+    not_yet: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Variant:
     results: tuple[tuple[str, str], ...]
     snapshot: Snapshot
     suggested_json: str
+    not_yet_json: str = "[]"
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ class Writer:
                 "progress_done",
                 "progress_applicable",
                 "suggested_steps",
+                "not_yet_steps",
                 "last_change_at",
             ],
             warn,
@@ -263,7 +266,7 @@ class Writer:
         self.marks = Table(
             StepMark, ["id", "workup_id", "step_id", "status", "reason", "set_at"], warn
         )
-        self.suggestions = Table(WorkupSuggestion, ["id", "workup_id", "step_code"], warn)
+        self.suggestions = Table(WorkupSuggestion, ["id", "workup_id", "step_code", "state"], warn)
         self._cum_weights: list[int] | None = None
 
     def cum_weights(self, stages: list[Stage]) -> list[int]:
@@ -346,10 +349,15 @@ class Writer:
             snapshot.progress_done,
             snapshot.progress_applicable,
             variant.suggested_json,
+            variant.not_yet_json,
             last_change,
         )
-        for code in snapshot.suggested:
-            self.suggestions.add(self.ids.next(WorkupSuggestion), workup_id, code)
+        for state, codes in (
+            (WorkupSuggestion.State.SUGGESTED, snapshot.suggested),
+            (WorkupSuggestion.State.NOT_YET, snapshot.not_yet),
+        ):
+            for code in codes:
+                self.suggestions.add(self.ids.next(WorkupSuggestion), workup_id, code, state)
 
     def moment(self, day_ordinal: int, random_) -> str:
         """A time between 08:00 and 18:00 UTC that day, written as Django writes it.
@@ -464,6 +472,7 @@ def make_stage(spec, patient: PatientInput, findings, marks, weight: int = 1) ->
             results=tuple((code, json.dumps(values)) for code, values in results),
             snapshot=snapshot,
             suggested_json=json.dumps(list(snapshot.suggested)),
+            not_yet_json=json.dumps(list(snapshot.not_yet)),
         )
     variants.setdefault(True, variants[False])
     return Stage(patient.age_years >= 18, patient.sex, marks, variants, weight)
@@ -491,6 +500,7 @@ def snapshot_of(spec, patient: PatientInput, results, marks) -> Snapshot:
         progress_done=checklist.progress_done,
         progress_applicable=checklist.progress_applicable,
         suggested=tuple(item.code for item in checklist.suggested),
+        not_yet=tuple(item.code for item in checklist.not_yet),
     )
 
 
