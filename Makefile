@@ -24,6 +24,8 @@ setup: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py load_protocol fixtures/mastocytosis.json
 	DEBUG=true $(BIN)/python manage.py import_protocol_cases mastocytosis --version 1 fixtures/cases/mastocytosis-vignettes.json
+	DEBUG=true $(BIN)/python manage.py load_protocol fixtures/mastocytosis-v2.json
+	DEBUG=true $(BIN)/python manage.py import_protocol_cases mastocytosis --version 2 fixtures/cases/mastocytosis-v2-vignettes.json
 	DEBUG=true $(BIN)/python manage.py load_demo fixtures/demo.json
 
 run: setup

@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
-DEMO_PATIENT = "N-1003"  # vignette E03: part-way, with suggestions and reasons
+DEMO_PATIENT = "N-1010"  # vignette E10: suggestions with reasons, and steps that are "not yet"
 
 
 def manage(env, *args):
@@ -108,6 +108,15 @@ def main() -> None:
             "--version",
             "1",
             "fixtures/cases/mastocytosis-vignettes.json",
+        )
+        manage(env, "load_protocol", "fixtures/mastocytosis-v2.json")
+        manage(
+            env,
+            "import_protocol_cases",
+            "mastocytosis",
+            "--version",
+            "2",
+            "fixtures/cases/mastocytosis-v2-vignettes.json",
         )
         manage(env, "load_demo", "fixtures/demo.json")
         port = free_port()

@@ -17,6 +17,8 @@ from .factories import PatientFactory, SiteFactory, UserFactory
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL_FIXTURE = ROOT / "fixtures" / "mastocytosis.json"
 VIGNETTES = ROOT / "fixtures" / "cases" / "mastocytosis-vignettes.json"
+PROTOCOL_V2_FIXTURE = ROOT / "fixtures" / "mastocytosis-v2.json"
+VIGNETTES_V2 = ROOT / "fixtures" / "cases" / "mastocytosis-v2-vignettes.json"
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,26 @@ def _fast_password_hashing(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def protocol_v2(db):
+    """Version 2 (clinical reference v0.3) published, as `make setup` does: v1 is retired.
+
+    Loaded per test (inside its transaction), so that the tests written for v1 keep it
+    as the current version.
+    """
+    call_command("load_protocol", str(PROTOCOL_V2_FIXTURE), verbosity=0)
+    call_command("import_protocol_cases", "mastocytosis", str(VIGNETTES_V2), version=2, verbosity=0)
+    clear_cache()
+    from workup.models import Protocol
+
+    return Protocol.objects.get(code="mastocytosis", version=2)
+
+
+@pytest.fixture(scope="session")
+def spec_v2():
+    return read_protocol_file(PROTOCOL_V2_FIXTURE)
 
 
 @pytest.fixture(scope="session")

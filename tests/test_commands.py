@@ -73,7 +73,7 @@ def test_invalid_json_is_a_clear_error(tmp_path):
         load(path)
 
 
-def test_load_demo_creates_sites_users_and_patients_once():
+def test_load_demo_creates_sites_users_and_patients_once(protocol_v2):
     call_command("load_demo", str(DEMO), stdout=StringIO())
     counts = (
         Site.objects.count(),

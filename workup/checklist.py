@@ -385,9 +385,16 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     for item in checklist.items:
         for r in item.reasons + item.not_indicated + item.not_yet + item.notes + item.suppressed:
             texts += [r.source, r.label or ""]
-    texts += [d.source for d in checklist.derived]
+    texts += [text for d in checklist.derived for text in (d.source, d.formula)]
     texts += [item.step.source for item in checklist.items]
-    texts += [row.item.source for _, rows in checklist.criteria for row in rows]
+    shown = [d for item in checklist.items for d in item.disagreements]
+    texts += [d.positions for d in shown + checklist.general_disagreements]
+    texts += [
+        text
+        for _, rows in checklist.criteria
+        for row in rows
+        for text in (row.item.source, row.item.who_text, row.item.icc_text)
+    ]
     cited: dict[str, str] = {}
     for text in texts:
         for key in _SOURCE_KEY.findall(text or ""):

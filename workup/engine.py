@@ -218,6 +218,9 @@ def _run_calculations(spec: ProtocolSpec, facts: dict[str, Any], errors: list[st
         value = _apply(calc.expression, facts, f"calculation {calc.code}", errors)
         if isinstance(value, float):
             value = round(value, 4)
+        elif value == "" or value == []:
+            value = None  # a text or list with nothing in it: nothing to show
+
         derived[calc.code] = value
         facts["calc"][calc.code] = value
         # Fields filled by this calculation (e.g. history.rema_score) become

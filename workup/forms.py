@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -166,7 +167,17 @@ class StepForm(WorkupVersionMixin):
         self.step = step
         self.birth_date = birth_date
         for spec in step.entry_fields:
-            self.fields[spec.code] = build_form_field(spec)
+            field = self.fields[spec.code] = build_form_field(spec)
+            if spec.shown_if_field:
+                # Asked only for some answers of another field: required then, checked in
+                # clean(); the attributes let static/js/step_form.js hide it meanwhile.
+                field.required = False
+                field.widget.attrs.update(
+                    {
+                        "data-shown-if-field": spec.shown_if_field,
+                        "data-shown-if-values": json.dumps(list(spec.shown_if_values)),
+                    }
+                )
         self.order_fields([f.code for f in step.entry_fields] + ["performed_on", "note"])
         self.helper = FormHelper()
         self.helper.form_tag = False
@@ -184,6 +195,20 @@ class StepForm(WorkupVersionMixin):
                 "This date is before the patient's birth date. Enter the date it was done."
             )
         return performed_on
+
+    def clean(self):
+        cleaned = super().clean()
+        typed = {
+            spec.code: to_stored(spec, cleaned.get(spec.code)) for spec in self.step.entry_fields
+        }
+        for spec in self.step.entry_fields:
+            if not spec.shown_if_field:
+                continue
+            if not spec.shown_for(typed):
+                cleaned[spec.code] = None  # not asked for this answer: never stored
+            elif spec.required and typed[spec.code] is None and spec.code not in self.errors:
+                self.add_error(spec.code, f"This is required: enter {spec.label.lower()}.")
+        return cleaned
 
     def stored_values(self) -> dict[str, Any]:
         values = {}

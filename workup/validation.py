@@ -149,7 +149,15 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
     # A calculation sees the fields, and only the calculations before it.
     known = set(base)
     for calc in spec.calculations:
-        problems += check_expression(calc.expression, known, f"calculation {calc.code}")
+        # It may read the fields it fills: their value as recorded (e.g. by a version in
+        # which the field was typed in), before the calculation replaces it.
+        own = {
+            f"{step.code}.{f.code}"
+            for step in spec.steps
+            for f in step.fields
+            if f.calculation == calc.code
+        }
+        problems += check_expression(calc.expression, known | own, f"calculation {calc.code}")
         known.add(f"calc.{calc.code}")
         for step in spec.steps:
             known.update(f"{step.code}.{f.code}" for f in step.fields if f.calculation == calc.code)

@@ -40,6 +40,7 @@ from workup.engine import PatientInput, RecordInput, build_facts, evaluate
 from workup.models import (
     Membership,
     Patient,
+    ProtocolCase,
     Site,
     StepMark,
     StepRecord,
@@ -430,7 +431,7 @@ def build_stages(spec) -> list[Stage]:
     """Every prefix of every vignette's findings, each also with its next step ordered;
     and a complete workup, drawn as often as a tenth of all stages."""
     stages = []
-    for case in json.loads(CASES_FILE.read_text()):
+    for case in version_cases(spec):
         patient = PatientInput(case["patient"]["age_years"], case["patient"]["sex"])
         findings = entered_values(spec, case["findings"].items())
         for done in range(len(findings) + 1):
@@ -454,11 +455,26 @@ def build_stages(spec) -> list[Stage]:
     return [*stages, complete]
 
 
+def version_cases(spec) -> list[dict]:
+    """The version's own case library (the vignettes file when it has none)."""
+    library = [case.as_case() for case in ProtocolCase.objects.filter(protocol_id=spec.id)]
+    return sorted(library, key=lambda c: c["id"]) or json.loads(CASES_FILE.read_text())
+
+
 def entered_values(spec, findings) -> tuple[tuple[str, dict], ...]:
-    """Only what a clinician types: calculated fields are the engine's to derive."""
+    """Only what a clinician types: calculated fields are the engine's to derive, and
+    steps or fields the version does not have are left out (one list serves v1 and v2)."""
     return tuple(
-        (code, {k: v for k, v in values.items() if not spec.step(code).field(k).is_calculated})
+        (
+            code,
+            {
+                k: v
+                for k, v in values.items()
+                if spec.step(code).field(k) and not spec.step(code).field(k).is_calculated
+            },
+        )
         for code, values in findings
+        if code in spec.steps_by_code
     )
 
 
@@ -563,6 +579,11 @@ COMPLETE_RESULTS = (
             "atypical_morphology_gt25pct": True,
             "kit_d816v_bm": "positive",
             "cd25_cd2_cd30_aberrant": True,
+            "kit_bm_method": "ddpcr",
+            "kit_bm_vaf_percent": 1.2,
+            "cd25_aberrant": True,
+            "cd2_aberrant": False,
+            "cd30_aberrant": True,
             "mc_infiltration_pct": 15.0,
             "associated_myeloid_neoplasm": False,
             "tk_fusion_detected": False,
@@ -587,6 +608,12 @@ COMPLETE_RESULTS = (
         {"completed": True, "topics": "Hymenoptera, heat, alcohol, NSAIDs, opioids, anaesthesia"},
     ),
     ("anesthesia_alert", {"documented": True}),
+    (
+        "venom_specific_ige",
+        {"honeybee_ige_kua_l": 0.2, "wasp_ige_kua_l": 8.4, "skin_test_done": True},
+    ),
+    ("venom_immunotherapy_referral", {"referred": True, "centre": "Allergy centre"}),
+    ("specialist_referral", {"referred": True, "centre": "ECNM reference centre"}),
     ("acute_tryptase", {"value_ng_ml": 48.0, "hours_after_onset": 1.5}),
     ("cbc_diff", {"hemoglobin_g_dl": 12.8, "platelets_10e9_l": 232.0, "anc_10e9_l": 4.1}),
     ("serum_tryptase", {"value_ng_ml": 33.0, "is_baseline": True}),
