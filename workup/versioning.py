@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -23,6 +24,7 @@ from . import engine, services
 from .audit import record_event
 from .cases import CaseResult, run_cases
 from .checklist import STATE_DISPLAY
+from .formatting import format_value
 from .models import (
     AuditEvent,
     Calculation,
@@ -37,7 +39,7 @@ from .models import (
     Workup,
 )
 from .protocol_cache import clear_cache, get_spec
-from .spec import ProtocolSpec
+from .spec import ProtocolSpec, StepSpec
 from .validation import validate_protocol
 from .values import validate_step_values
 
@@ -248,6 +250,8 @@ class MovePreview:
     removed_steps_with_data: list[str] = field(default_factory=list)
     removed_steps: list[str] = field(default_factory=list)
     unused_values: list[str] = field(default_factory=list)
+    # Values carried over to a field that replaces theirs (e.g. a new unit), in words.
+    conversions: list[str] = field(default_factory=list)
     value_problems: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -282,7 +286,18 @@ def preview_move(workup: Workup) -> MovePreview:
         return preview
     state = services.load_state(workup)
     old_spec, new_spec = state.spec, get_spec(preview.target)
-    records = [r for r in state.records if r.step.code in new_spec.steps_by_code]
+    records = []
+    for record in state.records:
+        if record.step.code not in new_spec.steps_by_code:
+            continue
+        old_step, new_step = old_spec.step(record.step.code), new_spec.step(record.step.code)
+        values, conversions = carried_over(old_step, new_step, record.values)
+        preview.conversions += [
+            f"{new_step.title} ({record.performed_on:%d %b %Y}): {line}" for line in conversions
+        ]
+        moved = copy.copy(record)  # evaluated as it would be stored; the record is untouched
+        moved.values = values
+        records.append(moved)
     marks = [m for m in state.marks if m.step_code in new_spec.steps_by_code]
     after = services.evaluate_records(new_spec, workup, records, marks)
     preview.step_changes = _step_changes(old_spec, state.evaluation, new_spec, after)
@@ -327,15 +342,53 @@ def move_workup(
     services._claim_version(workup, expected_version, user)
     reason = f"moved from v{workup.protocol.version} to v{target.version}"
     steps = {s.code: s for s in target.stepdefinition_set.all()}
-    for item in [*workup.records.select_related("step"), *workup.marks.select_related("step")]:
-        item.step = steps[item.step.code]
-        _save_as(item, user, reason)
+    old_spec, new_spec = get_spec(workup.protocol), get_spec(target)
+    for record in workup.records.select_related("step"):
+        code = record.step.code
+        record.values, _ = carried_over(old_spec.step(code), new_spec.step(code), record.values)
+        record.step = steps[code]
+        _save_as(record, user, reason)
+    for mark in workup.marks.select_related("step"):
+        mark.step = steps[mark.step.code]
+        _save_as(mark, user, reason)
     workup.protocol = target
     workup._history_user = user
     workup._change_reason = reason
     workup.save(update_fields=["protocol"])
     services.refresh_snapshot(workup)
     return preview
+
+
+def carried_over(
+    old_step: StepSpec, new_step: StepSpec, values: dict
+) -> tuple[dict, list[str]]:
+    """A record's values as the new version keeps them, and each conversion in words.
+
+    A field that `replaces` an old field takes its value (× `replaces_factor` for a
+    number: a new unit); the old key goes, so the value is neither lost nor counted
+    twice. A converted value outside the new field's plausible range is kept as it is
+    and named among the preview's value problems: the clinician checks it, nothing is
+    dropped silently.
+    """
+    values = dict(values)
+    lines = []
+    for new_field in new_step.fields:
+        old_code = new_field.replaces
+        if not old_code or old_code not in values or new_field.code in values:
+            continue
+        old_value = values.pop(old_code)
+        new_value = old_value
+        factor = new_field.replaces_factor
+        if factor is not None and isinstance(old_value, int | float) and not isinstance(
+            old_value, bool
+        ):
+            new_value = round(old_value * factor, 6)
+        values[new_field.code] = new_value
+        old_field = old_step.field(old_code)
+        before = format_value(old_field, old_value) if old_field else str(old_value)
+        after = format_value(new_field, new_value)
+        lines.append(f"{new_field.label}: {before} becomes {after}")
+    return values, lines
 
 
 def _step_changes(
