@@ -359,9 +359,7 @@ def move_workup(
     return preview
 
 
-def carried_over(
-    old_step: StepSpec, new_step: StepSpec, values: dict
-) -> tuple[dict, list[str]]:
+def carried_over(old_step: StepSpec, new_step: StepSpec, values: dict) -> tuple[dict, list[str]]:
     """A record's values as the new version keeps them, and each conversion in words.
 
     A field that `replaces` an old field takes its value (× `replaces_factor` for a
@@ -379,8 +377,10 @@ def carried_over(
         old_value = values.pop(old_code)
         new_value = old_value
         factor = new_field.replaces_factor
-        if factor is not None and isinstance(old_value, int | float) and not isinstance(
-            old_value, bool
+        if (
+            factor is not None
+            and isinstance(old_value, int | float)
+            and not isinstance(old_value, bool)
         ):
             new_value = round(old_value * factor, 6)
         values[new_field.code] = new_value
