@@ -166,3 +166,47 @@ def test_the_protocol_admin_pages(audit, live_server, protocol_admins_group, pro
     audit.check("admin steps", reverse("admin:workup_stepdefinition_changelist"))
     audit.check("admin rules", reverse("admin:workup_rule_changelist"))
     audit.assert_clean()
+
+
+def test_the_v2_pages_not_yet_references_and_a_field_asked_only_sometimes(
+    audit, live_server, clinician_a, site_a
+):
+    """Version 2 (reference v0.3): the "not yet" state, the reference list, rule details,
+    and the KIT form, whose sensitivity question appears only for another method."""
+    from django.core.management import call_command
+
+    from tests.conftest import PROTOCOL_V2_FIXTURE, record
+    from tests.factories import PatientFactory
+    from workup import services
+    from workup.protocol_cache import clear_cache
+
+    call_command("load_protocol", str(PROTOCOL_V2_FIXTURE), verbosity=0)
+    clear_cache()
+    patient = PatientFactory(site=site_a, created_by=clinician_a)
+    workup = services.open_workup(patient=patient, user=clinician_a)
+    assert workup.protocol.version == 2
+    record(workup, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
+    page = audit.page
+    log_in(page, clinician_a, live_server.url)
+
+    audit.check("checklist v2, not yet", reverse("checklist", args=[workup.pk]))
+    assert page.get_by_role("heading", name="Not yet decidable: record first").is_visible()
+    assert page.get_by_role("heading", name="References").is_visible()
+    page.locator("summary", has_text="Rule details").first.click()
+    audit.check("checklist v2, rule details open")
+
+    audit.check(
+        "step kit, v2", reverse("step_form", args=[workup.pk, "kit_d816v_peripheral_blood"])
+    )
+    question = page.locator("#div_id_high_sensitivity")
+    assert question.is_hidden()
+    page.get_by_role("radio", name="Other", exact=True).check()
+    question.wait_for(state="visible")
+    page.get_by_role("radio", name="Negative").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator("[aria-invalid=true]").first.wait_for(state="attached")
+    assert question.is_visible()  # the refused answer is asked for next to its field
+    audit.check("step kit, v2, answer missing")
+    page.get_by_role("radio", name="Digital droplet PCR (ddPCR)").check()
+    question.wait_for(state="hidden")
+    audit.assert_clean()
