@@ -319,3 +319,41 @@ def test_columns_come_from_the_protocol(spec):
     assert len(names) == len(set(names))
     assert names.index("history.state") < names.index("history.mediator_symptoms")
     assert not any(n.startswith("calc.") and n[5:] == "adult" for n in names)
+
+
+def test_the_export_finds_the_patients_the_worklist_finds_accents_ignored(
+    as_clinician, clinician_a, site_a
+):
+    """One search for both: the export mirrors the worklist it is started from."""
+    for family in ("Müller", "Muller", "Meyer"):
+        patient = PatientFactory(site=site_a, family_name=family, created_by=clinician_a)
+        services.open_workup(patient=patient, user=clinician_a)
+    as_clinician.post("/search/", {"q": "mull"})
+
+    worklist = as_clinician.get("/").content.decode()
+    _, rows = read_csv(streamed(as_clinician.get(EXPORT, {"identifiers": "1"})))
+    exported = {row["patient.family_name"] for row in rows}
+    assert exported == {"Müller", "Muller"}
+    assert all(name in worklist for name in exported) and "Meyer" not in worklist
+
+
+def test_the_export_step_filter_tells_suggested_from_not_yet(
+    as_clinician, clinician_a, site_a, protocol_v2
+):
+    waiting = services.open_workup(
+        patient=PatientFactory(site=site_a, created_by=clinician_a), user=clinician_a
+    )
+    record(waiting, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
+    suggested = services.open_workup(
+        patient=PatientFactory(site=site_a, created_by=clinician_a), user=clinician_a
+    )
+    record(suggested, clinician_a, "skin_exam", {"typical_lesions": True})
+
+    def exported(step):
+        query = {"step": step, "identifiers": "1"}
+        _, rows = read_csv(streamed(as_clinician.get(EXPORT, query)))
+        return {int(row["workup.id"]) for row in rows}
+
+    assert exported("bone_marrow_biopsy") == {suggested.pk}  # R9 (adult, lesions)
+    assert exported("not_yet:bone_marrow_biopsy") == {waiting.pk}
+    assert as_clinician.get(EXPORT, {"step": "later:bone_marrow_biopsy"}).status_code == 400

@@ -307,10 +307,12 @@ def test_saving_a_result_redirects_to_the_checklist_and_names_what_changed(
 
 def test_the_change_message_is_shown_once(as_clinician, adult_54, spec):
     data, _ = filled_form(spec, "serum_tryptase", adult_54, value_ng_ml="25", is_baseline="yes")
-    as_clinician.post(step_url(adult_54, "serum_tryptase"), data, follow=True)
+    first = as_clinician.post(step_url(adult_54, "serum_tryptase"), data, follow=True)
 
     again = as_clinician.get(checklist_url(adult_54)).content.decode()
 
+    # Shown after the save (so the message exists), then not again on the next page.
+    assert unescape(first.content.decode()).count("is now suggested: R12") == 1
     assert "is now suggested: R12" not in again
 
 
@@ -485,8 +487,13 @@ def test_not_indicated_without_a_reason_is_refused(as_clinician, workup_a):
 def test_declined_without_a_reason_is_refused(as_clinician, workup_a):
     data = {"status": "declined", "reason": "", "workup_version": version_of(workup_a)}
 
-    as_clinician.post(step_url(workup_a, "chemistry_liver", "mark"), data)
+    response = as_clinician.post(step_url(workup_a, "chemistry_liver", "mark"), data, follow=True)
 
+    # Refused with the reason why, back on the step's form: not a 404, not saved.
+    assert response.redirect_chain == [(step_url(workup_a, "chemistry_liver") + "#mark", 302)]
+    assert "Give the reason: it is shown on the checklist and the print." in unescape(
+        response.content.decode()
+    )
     assert StepMark.objects.count() == 0
 
 

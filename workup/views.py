@@ -30,10 +30,10 @@ from .access import (
 from .checklist import record_values
 from .forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
 from .keyset import Cursor
-from .models import AuditEvent, StepMark, WorkupSuggestion
+from .models import AuditEvent, StepMark
 from .protocol_cache import newest_published
 from .views_audit import changes_since
-from .worklist import worklist_page
+from .worklist import parse_step_filter, worklist_page
 
 SEARCH_SESSION_KEY = "worklist_search"
 # Only decides whether to offer the adult-pathway override (D14); the rules use
@@ -69,10 +69,9 @@ def worklist(request):
     step_choices = _step_choices()
     step_filter = request.GET.get("step", "")
     # "bone_marrow_biopsy" filters on suggested, "not_yet:bone_marrow_biopsy" on not yet.
-    step_state, _, step_code = step_filter.rpartition(":")
-    step_state = step_state or WorkupSuggestion.State.SUGGESTED
-    if step_code not in dict(step_choices) or step_state not in WorkupSuggestion.State.values:
-        step_filter = step_code = ""  # only known step codes and states reach the query
+    step_code, step_state = parse_step_filter(step_filter, dict(step_choices))
+    if not step_code:
+        step_filter = ""
     access = site_access(request.user)
     page = worklist_page(
         site_ids=access.site_ids,

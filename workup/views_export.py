@@ -11,7 +11,6 @@ import json
 import re
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -24,6 +23,7 @@ from .exports.loading import iter_exports, load_export
 from .models import AuditEvent, Protocol, Workup
 from .protocol_cache import get_spec
 from .views import SEARCH_SESSION_KEY
+from .worklist import parse_step_filter, search_q
 
 TRUE_VALUES = ("1", "true", "yes", "on")
 # Site and protocol codes are slugs: anything else is not one (and never reaches a query).
@@ -81,15 +81,15 @@ def worklist_workups(request, protocol: Protocol, sites, step: str = ""):
     workups = workups_for_user(request.user).filter(
         protocol=protocol, patient__site__in=[s.pk for s in sites]
     )
-    search = request.session.get(SEARCH_SESSION_KEY, "")
-    if search:
+    # The worklist's own search: accent-folded keys, the same patients found.
+    condition = search_q(request.session.get(SEARCH_SESSION_KEY, ""), through="patient__")
+    if condition is not None:
+        workups = workups.filter(condition)
+    code, state = parse_step_filter(step, get_spec(protocol).steps_by_code)
+    if code:
         workups = workups.filter(
-            Q(patient__mrn__istartswith=search)
-            | Q(patient__family_name__istartswith=search)
-            | Q(patient__given_name__istartswith=search)
+            status=Workup.Status.OPEN, suggestions__step_code=code, suggestions__state=state
         )
-    if step:
-        workups = workups.filter(status=Workup.Status.OPEN, suggestions__step_code=step)
     return workups
 
 
@@ -107,7 +107,7 @@ def workups_csv(request):
         _require_identifier_permission(request, sites, "CSV export")
     spec = get_spec(protocol)
     step = request.GET.get("step", "")
-    if step and step not in spec.steps_by_code:
+    if step and not parse_step_filter(step, spec.steps_by_code)[0]:
         # Unlike the worklist, which then lists everyone, an export must not widen silently.
         return HttpResponseBadRequest("Unknown step filter.")
     cols = csv_export.columns(spec, coding_for(spec), identifiers=identifiers)

@@ -25,17 +25,38 @@ def scoped_patients(site_ids: list[int] | None) -> QuerySet:
     return patients if site_ids is None else patients.filter(site_id__in=site_ids)
 
 
-def matching(patients: QuerySet, search: str) -> QuerySet:
-    """MRN, family name or given name starting with the term (case and accents ignored)."""
+def search_q(search: str, *, through: str = "") -> Q | None:
+    """MRN, family name or given name starting with the term (case and accents ignored).
+
+    `through` reaches the patient from another model ("patient__" from a workup), so the
+    worklist and the CSV export that mirrors it find exactly the same patients.
+    """
     term = search_key(search)
     if not term:
-        return patients
+        return None
     low, high = prefix_range(term)
-    return patients.filter(
-        Q(mrn_key__gte=low, mrn_key__lt=high)
-        | Q(family_key__gte=low, family_key__lt=high)
-        | Q(given_key__gte=low, given_key__lt=high)
+    return (
+        Q(**{f"{through}mrn_key__gte": low, f"{through}mrn_key__lt": high})
+        | Q(**{f"{through}family_key__gte": low, f"{through}family_key__lt": high})
+        | Q(**{f"{through}given_key__gte": low, f"{through}given_key__lt": high})
     )
+
+
+def matching(patients: QuerySet, search: str) -> QuerySet:
+    condition = search_q(search)
+    return patients if condition is None else patients.filter(condition)
+
+
+def parse_step_filter(value: str, known_steps) -> tuple[str, str]:
+    """ "bone_marrow_biopsy" (suggested) or "not_yet:bone_marrow_biopsy" -> (code, state).
+
+    Unknown codes or states give ("", ...): only known values reach a query.
+    """
+    state, _, code = (value or "").rpartition(":")
+    state = state or WorkupSuggestion.State.SUGGESTED
+    if code not in known_steps or state not in WorkupSuggestion.State.values:
+        return "", WorkupSuggestion.State.SUGGESTED
+    return code, state
 
 
 def with_step_in_state(
