@@ -541,3 +541,24 @@ def test_recording_a_result_replaces_an_ordered_mark(as_clinician, workup_a, spe
 
     assert StepMark.objects.count() == 0
     assert StepRecord.objects.count() == 1
+
+
+def test_a_step_post_evaluates_the_rules_once(as_clinician, adult_54, spec, monkeypatch):
+    """The save compares with the snapshot, so the rules run once: for the new snapshot."""
+    from workup import services
+
+    calls = []
+    real = services.evaluate
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "evaluate", counting)
+    data, _ = filled_form(spec, "serum_tryptase", adult_54, value_ng_ml="25", is_baseline="yes")
+    response = as_clinician.post(step_url(adult_54, "serum_tryptase"), data)
+    assert response.status_code == 302
+    assert len(calls) == 1
+    # What the save changed is still told, against the snapshot of before.
+    page = unescape(as_clinician.get(response["Location"]).content.decode())
+    assert "is now suggested: R12" in page

@@ -23,6 +23,8 @@ HIDDEN_FIELDS = {
     "progress_done",
     "progress_applicable",
     "suggested_steps",
+    "not_yet_steps",
+    "suggestion_rules",
     "step_id",
     "recorded_by_id",
     "set_by_id",

@@ -403,26 +403,48 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     return cited
 
 
-def describe_changes(spec: ProtocolSpec, before: Evaluation, after: Evaluation) -> list[str]:
-    """What a save changed, in words: "Bone marrow biopsy is now suggested (R12)."""
+@dataclass(frozen=True)
+class ShownBefore:
+    """What the checklist showed before a save, as the workup's snapshot keeps it: the
+    suggested steps with their rules, and the steps that were "not yet". Enough to say
+    what a save changed without evaluating the rules a second time."""
+
+    suggested: dict[str, list[str] | None]  # rules unknown (None) in a snapshot made before
+    not_yet: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> ShownBefore:
+        return cls(
+            suggested={
+                code: [o.code for o in step.suggest_reasons]
+                for code, step in evaluation.steps.items()
+                if step.state == engine.SUGGESTED
+            },
+            not_yet=frozenset(evaluation.not_yet),
+        )
+
+
+def describe_changes(spec: ProtocolSpec, before: ShownBefore, after: Evaluation) -> list[str]:
+    """What a save changed, in words: "Bone marrow biopsy is now suggested: R12."."""
     messages = []
     for step in spec.steps:
-        old, new = before.steps[step.code], after.steps[step.code]
+        new = after.steps[step.code]
+        was_suggested = step.code in before.suggested
         if new.state == engine.SUGGESTED:
             new_codes = [o.code for o in new.suggest_reasons]
-            old_codes = (
-                [o.code for o in old.suggest_reasons] if old.state == engine.SUGGESTED else []
-            )
+            old_codes = before.suggested.get(step.code, [])
+            if old_codes is None:
+                old_codes = new_codes  # suggested before, its rules not kept: say nothing new
             if new_codes != old_codes:
-                verb = "is now suggested" if old.state != engine.SUGGESTED else "is suggested"
+                verb = "is suggested" if was_suggested else "is now suggested"
                 messages.append(f"{step.title} {verb}: {', '.join(new_codes)}.")
-        elif old.state == engine.SUGGESTED and new.state != engine.DONE:
+        elif was_suggested and new.state != engine.DONE:
             label = STATE_DISPLAY[new.state][0].lower()
             why = [o.code for o in new.not_indicated_reasons]
             suffix = f": {', '.join(why)}" if why and new.state == engine.NOT_INDICATED else ""
             if new.state == engine.NOT_YET:
                 suffix = f": {'; '.join(new.awaiting)}"
             messages.append(f"{step.title} is no longer suggested ({label}{suffix}).")
-        elif new.state == engine.NOT_YET and old.state != engine.NOT_YET:
+        elif new.state == engine.NOT_YET and step.code not in before.not_yet:
             messages.append(f"{step.title}: not yet, {'; '.join(new.awaiting)}.")
     return messages

@@ -7,7 +7,7 @@ each other, and refresh the workup's snapshot so lists never evaluate rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -41,7 +41,14 @@ class WorkupState:
     spec: ProtocolSpec
     records: list[StepRecord]
     marks: list[MarkRow]
-    evaluation: Evaluation
+    # Evaluated on first use: a POST that only reads the records to save evaluates nothing.
+    _evaluation: Evaluation | None = field(default=None, repr=False)
+
+    @property
+    def evaluation(self) -> Evaluation:
+        if self._evaluation is None:
+            self._evaluation = evaluate_records(self.spec, self.workup, self.records, self.marks)
+        return self._evaluation
 
     def checklist(self) -> checklist_builder.Checklist:
         return checklist_builder.build_checklist(
@@ -103,7 +110,7 @@ def load_state(workup: Workup, *, marks: list[MarkRow] | None = None) -> WorkupS
     )
     if marks is None:
         marks = mark_rows_from_models(workup.marks.select_related("step", "set_by"))
-    return WorkupState(workup, spec, records, marks, evaluate_records(spec, workup, records, marks))
+    return WorkupState(workup, spec, records, marks)
 
 
 def load_read_state(workup: Workup) -> WorkupState:
@@ -171,7 +178,20 @@ def _claim_version(workup: Workup, expected_version: int | None, user) -> None:
             "Someone else changed this workup after you opened the form. "
             "Nothing was saved; review the checklist and enter your change again."
         )
-    workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by"])
+    # The snapshot too (same query): what the checklist showed before this write.
+    workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by", *SNAPSHOT])
+
+
+SNAPSHOT = ("suggested_steps", "not_yet_steps", "suggestion_rules")
+
+
+def shown_before(workup: Workup) -> checklist_builder.ShownBefore:
+    """The checklist as the workup's snapshot has it (read by _claim_version)."""
+    rules = workup.suggestion_rules or {}
+    return checklist_builder.ShownBefore(
+        suggested={code: rules.get(code) for code in workup.suggested_steps or ()},
+        not_yet=frozenset(workup.not_yet_steps or ()),
+    )
 
 
 @dataclass
@@ -194,7 +214,7 @@ def record_step(
 ) -> SaveResult:
     """Save a step's result (new, or an edit of `record`) and re-evaluate the checklist."""
     _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
-    before = load_state(workup)
+    before = shown_before(workup)
     step = workup.protocol.stepdefinition_set.get(code=step_code)
     if record is None:
         record = StepRecord(workup=workup, step=step, recorded_by=user)
@@ -213,7 +233,7 @@ def set_mark(
     *, workup: Workup, step_code: str, status: str, reason: str, user, expected_version: int | None
 ) -> SaveResult:
     _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
-    before = load_state(workup)
+    before = shown_before(workup)
     step = workup.protocol.stepdefinition_set.get(code=step_code)
     mark = workup.marks.filter(step=step).first() or StepMark(workup=workup, step=step)
     mark.status = status
@@ -226,7 +246,7 @@ def set_mark(
 @transaction.atomic
 def clear_mark(*, workup: Workup, step_code: str, user, expected_version: int | None) -> SaveResult:
     _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
-    before = load_state(workup)
+    before = shown_before(workup)
     for mark in workup.marks.filter(step__code=step_code):
         _delete_as(mark, user)
     return _finish(workup, before)
@@ -238,7 +258,7 @@ def set_adult_pathway(
 ) -> SaveResult:
     """D14: the clinician moves a post-pubertal adolescent to the adult pathway, or back."""
     _claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
-    before = load_state(workup)
+    before = shown_before(workup)
     workup.adult_pathway = enabled
     workup.adult_pathway_reason = reason if enabled else ""
     workup._history_user = user
@@ -246,9 +266,10 @@ def set_adult_pathway(
     return _finish(workup, before)
 
 
-def _finish(workup: Workup, before: WorkupState) -> SaveResult:
+def _finish(workup: Workup, before: checklist_builder.ShownBefore) -> SaveResult:
+    """The one evaluation of a save: the snapshot's, compared with what was shown before."""
     after = refresh_snapshot(workup)
-    changes = checklist_builder.describe_changes(after.spec, before.evaluation, after.evaluation)
+    changes = checklist_builder.describe_changes(after.spec, before, after.evaluation)
     return SaveResult(changes=changes, state=after)
 
 
@@ -258,6 +279,9 @@ def set_snapshot_columns(workup: Workup, checklist: checklist_builder.Checklist)
     workup.progress_applicable = checklist.progress_applicable
     workup.suggested_steps = [item.code for item in checklist.suggested]
     workup.not_yet_steps = [item.code for item in checklist.not_yet]
+    workup.suggestion_rules = {
+        item.code: [r.code for r in item.reasons] for item in checklist.suggested
+    }
 
 
 def snapshot_rows(workup: Workup) -> list[WorkupSuggestion]:
@@ -281,6 +305,7 @@ def refresh_snapshot(workup: Workup) -> WorkupState:
         progress_applicable=workup.progress_applicable,
         suggested_steps=workup.suggested_steps,
         not_yet_steps=workup.not_yet_steps,
+        suggestion_rules=workup.suggestion_rules,
     )
     wanted = {(row.step_code, row.state): row for row in snapshot_rows(workup)}
     existing = set(WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", "state"))

@@ -20,7 +20,13 @@ from .marks_query import mark_rows_from_models
 from .models import StepMark, StepRecord, Workup, WorkupSuggestion
 from .protocol_cache import get_spec
 
-SNAPSHOT_FIELDS = ["progress_done", "progress_applicable", "suggested_steps", "not_yet_steps"]
+SNAPSHOT_FIELDS = [
+    "progress_done",
+    "progress_applicable",
+    "suggested_steps",
+    "not_yet_steps",
+    "suggestion_rules",
+]
 
 
 def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:

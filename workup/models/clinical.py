@@ -176,6 +176,9 @@ class Workup(models.Model):
     suggested_steps = models.JSONField(default=list, blank=True)
     # Steps that cannot be decided yet for lack of data ("not yet: record X").
     not_yet_steps = models.JSONField(default=list, blank=True)
+    # The rules behind each suggested step: a save says what it changed ("now suggested:
+    # R12") against this, without evaluating the rules before the write.
+    suggestion_rules = models.JSONField(default=dict, blank=True)
     last_change_at = models.DateTimeField(null=True, blank=True)
     last_change_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -82,6 +82,7 @@ class Snapshot:
     progress_applicable: int
     suggested: tuple[str, ...]
     not_yet: tuple[str, ...] = ()
+    suggestion_rules: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Variant:
     snapshot: Snapshot
     suggested_json: str
     not_yet_json: str = "[]"
+    rules_json: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,7 @@ class Writer:
                 "progress_applicable",
                 "suggested_steps",
                 "not_yet_steps",
+                "suggestion_rules",
                 "last_change_at",
             ],
             warn,
@@ -351,6 +354,7 @@ class Writer:
             snapshot.progress_applicable,
             variant.suggested_json,
             variant.not_yet_json,
+            variant.rules_json,
             last_change,
         )
         for state, codes in (
@@ -489,6 +493,7 @@ def make_stage(spec, patient: PatientInput, findings, marks, weight: int = 1) ->
             snapshot=snapshot,
             suggested_json=json.dumps(list(snapshot.suggested)),
             not_yet_json=json.dumps(list(snapshot.not_yet)),
+            rules_json=json.dumps(snapshot.suggestion_rules),
         )
     variants.setdefault(True, variants[False])
     return Stage(patient.age_years >= 18, patient.sex, marks, variants, weight)
@@ -517,6 +522,9 @@ def snapshot_of(spec, patient: PatientInput, results, marks) -> Snapshot:
         progress_applicable=checklist.progress_applicable,
         suggested=tuple(item.code for item in checklist.suggested),
         not_yet=tuple(item.code for item in checklist.not_yet),
+        suggestion_rules={
+            item.code: [r.code for r in item.reasons] for item in checklist.suggested
+        },
     )
 
 
