@@ -50,7 +50,8 @@ CRITERION_GROUPS = (
     ("fact", "Subtype-relevant facts (no labels)"),
 )
 
-_SOURCE_KEY = re.compile(r"\[([A-Za-z0-9-]+)")
+# "[NCCN18]" or "[NCCN18, not re-read]": the key, then an authoring note never shown.
+SOURCE_REFERENCE = re.compile(r"\[([A-Za-z0-9-]+)[^\]]*\]")
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     ]
     cited: dict[str, str] = {}
     for text in texts:
-        for key in _SOURCE_KEY.findall(text or ""):
+        for key in SOURCE_REFERENCE.findall(text or ""):
             if key in spec.sources and key not in cited:
                 cited[key] = spec.sources[key]
     return cited

@@ -25,6 +25,11 @@ from .spec import (
 Getter = Callable[[str, Any], Any]
 
 
+def _text(get: Getter, name: str) -> str:
+    """A text column: missing and null both read as empty."""
+    return get(name, "") or ""
+
+
 def from_dict(row: dict) -> Getter:
     return row.get
 
@@ -38,17 +43,17 @@ def field_spec(get: Getter) -> FieldSpec:
         code=get("code", None),
         label=get("label", None) or get("code", ""),
         kind=get("kind", ""),
-        unit=get("unit", "") or "",
+        unit=_text(get, "unit"),
         min_value=get("min_value", None),
         max_value=get("max_value", None),
         choices=tuple(tuple(c) for c in get("choices", None) or ()),
         required=bool(get("required", False)),
-        help_text=get("help_text", "") or "",
-        calculation=get("calculation", "") or "",
+        help_text=_text(get, "help_text"),
+        calculation=_text(get, "calculation"),
         is_key_result=bool(get("is_key_result", False)),
-        shown_if_field=get("shown_if_field", "") or "",
+        shown_if_field=_text(get, "shown_if_field"),
         shown_if_values=tuple(get("shown_if_values", None) or ()),
-        replaces=get("replaces", "") or "",
+        replaces=_text(get, "replaces"),
         replaces_factor=get("replaces_factor", None),
     )
 
@@ -57,15 +62,15 @@ def step_spec(get: Getter, fields: Iterable[FieldSpec] = ()) -> StepSpec:
     return StepSpec(
         code=get("code", None),
         title=get("title", None) or get("code", ""),
-        section=get("section", "") or "",
+        section=_text(get, "section"),
         order=get("order", None),
         fields=tuple(fields),
-        help_text=get("help_text", "") or "",
-        applies_to=get("applies_to", "") or "",
+        help_text=_text(get, "help_text"),
+        applies_to=_text(get, "applies_to"),
         repeatable=bool(get("repeatable", False)),
-        counts_latest_where=get("counts_latest_where", "") or "",
+        counts_latest_where=_text(get, "counts_latest_where"),
         is_safety_item=bool(get("is_safety_item", False)),
-        source=get("source", "") or "",
+        source=_text(get, "source"),
         deciding_inputs=deciding_inputs(get("deciding_inputs", None)),
         deciding_applies=get("deciding_applies", None),
     )
@@ -88,50 +93,50 @@ def calculation_spec(get: Getter) -> CalculationSpec:
         code=get("code", None),
         label=get("label", None) or get("code", ""),
         expression=get("expression", None),
-        unit=get("unit", "") or "",
-        formula=get("formula", "") or "",
+        unit=_text(get, "unit"),
+        formula=_text(get, "formula"),
         display=bool(get("display", False)),
-        source=get("source", "") or "",
+        source=_text(get, "source"),
     )
 
 
 def rule_spec(get: Getter, target_step: str | None) -> RuleSpec:
     return RuleSpec(
         code=get("code", None),
-        title=get("title", "") or "",
-        action=get("action", "") or "",
+        title=_text(get, "title"),
+        action=_text(get, "action"),
         target_step=target_step,
         condition=get("condition", {}),
-        rationale=get("rationale", "") or "",
-        source=get("source", "") or "",
+        rationale=_text(get, "rationale"),
+        source=_text(get, "source"),
         label=get("label", None),
         priority=get("priority", 0) or 0,
         enabled=bool(get("enabled", True)),
         repeat_when_done=bool(get("repeat_when_done", False)),
-        details=get("details", "") or "",
+        details=_text(get, "details"),
     )
 
 
 def criterion_spec(get: Getter) -> CriterionSpec:
     return CriterionSpec(
         code=get("code", None),
-        group=get("group", "") or "",
-        kind=get("kind", "") or "",
-        label=get("label", "") or "",
-        who_text=get("who_text", "") or "",
-        icc_text=get("icc_text", "") or "",
+        group=_text(get, "group"),
+        kind=_text(get, "kind"),
+        label=_text(get, "label"),
+        who_text=_text(get, "who_text"),
+        icc_text=_text(get, "icc_text"),
         who_logic=get("who_logic", None),
         icc_logic=get("icc_logic", None),
-        source=get("source", "") or "",
+        source=_text(get, "source"),
     )
 
 
 def disagreement_spec(get: Getter, step: str | None) -> DisagreementSpec:
     return DisagreementSpec(
         code=get("code", None),
-        title=get("title", "") or "",
-        positions=get("positions", "") or "",
-        app_behaviour=get("app_behaviour", "") or "",
+        title=_text(get, "title"),
+        positions=_text(get, "positions"),
+        app_behaviour=_text(get, "app_behaviour"),
         step=step,
         condition=get("condition", True),
     )

@@ -6,16 +6,13 @@ numbers that point at the full citation in the page's reference list.
 
 from __future__ import annotations
 
-import re
-
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-register = template.Library()
+from ..checklist import SOURCE_REFERENCE
 
-# "[NCCN18]" or "[NCCN18, not re-read]": the key, then an authoring note we do not show.
-_BRACKETED = re.compile(r"\[([A-Za-z0-9-]+)[^\]]*\]")
+register = template.Library()
 
 
 @register.filter
@@ -25,7 +22,7 @@ def cite(text: str | None, numbers: dict[str, int]) -> SafeString:
         return mark_safe("")
     parts = []
     position = 0
-    for match in _BRACKETED.finditer(text):
+    for match in SOURCE_REFERENCE.finditer(text):
         parts.append(escape(text[position : match.start()]))
         number = (numbers or {}).get(match.group(1))
         if number is None:
