@@ -98,7 +98,7 @@ def seed(db: Path, count: int) -> float:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from workup import services
+    from workup import reads
     from workup.models import Patient, Site, StepRecord, Workup
 
     site, _ = Site.objects.get_or_create(code=SITE_CODE, defaults={"name": "Bench (synthetic)"})
@@ -109,7 +109,7 @@ def seed(db: Path, count: int) -> float:
         raise SystemExit(f"{db} holds {existing} bench workups, not {count}: use another --db.")
     started = time.perf_counter()
     user, _ = get_user_model().objects.get_or_create(username="bench-synthetic")
-    protocol = services.current_protocol()
+    protocol = reads.current_protocol()
     steps = {s.code: s for s in protocol.stepdefinition_set.all()}
     rng = random.Random(20260101)
     today = timezone.localdate()

@@ -157,8 +157,8 @@ def complete_workup():
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from workup import services
     from workup.models import Membership, Patient, Site
+    from workup.records import writes
 
     call_command("migrate", verbosity=0)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -176,12 +176,12 @@ def complete_workup():
         birth_date=date(1968, 3, 14),
         sex="female",
     )
-    workup = services.open_workup(patient=patient, user=user)
+    workup = writes.open_workup(patient=patient, user=user)
     today = date.today()
 
     def save(step_code, days_ago, values, note=""):
         workup.refresh_from_db()
-        services.record_step(
+        writes.record_step(
             workup=workup,
             step_code=step_code,
             values=values,
@@ -198,7 +198,7 @@ def complete_workup():
             step_code, days_ago, values, note=LONG_NOTE if step_code == "bone_marrow_biopsy" else ""
         )
     workup.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=workup,
         step_code="medical_alert_id",
         status="declined",
@@ -214,12 +214,12 @@ def pdf_html(workup, user) -> str:
     from django.template.loader import render_to_string
     from django.test import RequestFactory
 
-    from workup import views_print
+    from workup.views import printing
 
     request = RequestFactory().get("/")
     request.user = user
-    context = views_print.summary_context(request, workup, for_pdf=True)
-    return render_to_string(views_print.SUMMARY_TEMPLATE, context)
+    context = printing.summary_context(request, workup, for_pdf=True)
+    return render_to_string(printing.SUMMARY_TEMPLATE, context)
 
 
 def main() -> int:

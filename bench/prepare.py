@@ -160,8 +160,8 @@ def fresh_workup(user, site_code: str):
     """An adult's workup opened through the service layer, nothing recorded yet."""
     import uuid
 
-    from workup import services
     from workup.models import Patient, Site
+    from workup.records import writes
 
     patient = Patient.objects.create(
         site=Site.objects.get(code=site_code),
@@ -171,7 +171,7 @@ def fresh_workup(user, site_code: str):
         birth_date=date(1970, 1, 1),
         sex="female",
     )
-    return services.open_workup(patient=patient, user=user)
+    return writes.open_workup(patient=patient, user=user)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from workup.views_auth import LoginView
+from workup.views.login import LoginView
 
 urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),

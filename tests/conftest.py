@@ -7,10 +7,11 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 
-from workup import checklist_cache, services
 from workup.models import Membership
-from workup.protocol_cache import clear_cache
-from workup.protocol_file import read_protocol_file
+from workup.protocols.cache import clear_cache
+from workup.protocols.file import read_protocol_file
+from workup.records import writes
+from workup.web import page_cache
 
 from .factories import PatientFactory, SiteFactory, UserFactory
 
@@ -33,11 +34,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _fresh_protocol_cache():
     clear_cache()
-    checklist_cache.clear()
+    page_cache.clear()
     cache.clear()
     yield
     clear_cache()
-    checklist_cache.clear()
+    page_cache.clear()
     cache.clear()
 
 
@@ -125,13 +126,13 @@ def patient_a(site_a, clinician_a):
 
 @pytest.fixture
 def workup_a(patient_a, clinician_a):
-    return services.open_workup(patient=patient_a, user=clinician_a)
+    return writes.open_workup(patient=patient_a, user=clinician_a)
 
 
 def record(workup, user, step_code, values, performed_on=None):
     """Record a step through the service layer, as a view would."""
     workup.refresh_from_db()
-    return services.record_step(
+    return writes.record_step(
         workup=workup,
         step_code=step_code,
         values=values,

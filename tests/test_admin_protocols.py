@@ -8,8 +8,9 @@ from django import forms
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from workup import services, versioning
+from workup import reads
 from workup.models import Calculation, Membership, Protocol, ProtocolCase, Rule, Workup
+from workup.protocols import versions
 
 from .conftest import VIGNETTES
 from .factories import UserFactory
@@ -24,7 +25,7 @@ def v1(db):
 
 @pytest.fixture
 def draft(v1, protocol_admin):
-    return versioning.new_draft(protocol=v1, user=protocol_admin)
+    return versions.new_draft(protocol=v1, user=protocol_admin)
 
 
 @pytest.fixture
@@ -299,7 +300,7 @@ def test_publish_is_refused_while_a_case_fails_showing_which_and_why(as_protocol
     assert "was not published" in page and "failing cases: E02, E08" in page
     assert "cbc_diff should be suggested, but is not suggested" in page
     assert Protocol.objects.get(pk=draft.pk).status == "draft"
-    assert services.current_protocol().version == 1
+    assert reads.current_protocol().version == 1
 
 
 def test_publish_retires_the_previous_version_and_keeps_workups_pinned(
@@ -311,7 +312,7 @@ def test_publish_retires_the_previous_version_and_keeps_workups_pinned(
     v1.refresh_from_db()
     assert (draft.status, v1.status) == ("published", "retired")
     assert Workup.objects.get(pk=workup_a.pk).protocol == v1
-    assert services.current_protocol() == draft
+    assert reads.current_protocol() == draft
 
 
 def test_run_cases_reports_passes_and_failures(as_protocol_admin, v1, draft):

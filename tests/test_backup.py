@@ -14,8 +14,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from workup import backup, services
 from workup.models import Membership, Workup
+from workup.ops import backup
+from workup.records import writes
 
 from .conftest import record
 from .factories import PatientFactory, SiteFactory, UserFactory
@@ -43,12 +44,12 @@ def populate() -> list[Workup]:
     child = PatientFactory(site=site, birth_date=date(date.today().year - 4, 3, 1))
     PatientFactory(site=site)  # no workup
 
-    first = services.open_workup(patient=adult, user=user)
+    first = writes.open_workup(patient=adult, user=user)
     record(first, user, "history", {"mediator_symptoms": True, "anaphylaxis": True})
     record(first, user, "serum_tryptase", {"value_ng_ml": 25.0, "is_baseline": True})
     record(first, user, "serum_tryptase", {"value_ng_ml": 31.5, "is_baseline": True})
     first.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=first,
         step_code="chemistry_liver",
         status="declined",
@@ -57,15 +58,15 @@ def populate() -> list[Workup]:
         expected_version=first.version,
     )
 
-    second = services.open_workup(patient=teen, user=user)
-    services.set_adult_pathway(
+    second = writes.open_workup(patient=teen, user=user)
+    writes.set_adult_pathway(
         workup=second, enabled=True, reason="Post-pubertal.", user=user, expected_version=1
     )
     record(second, user, "skin_exam", {"typical_lesions": True, "darier_sign": "positive"})
 
-    third = services.open_workup(patient=child, user=user)
+    third = writes.open_workup(patient=child, user=user)
     third.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=third,
         step_code="serum_tryptase",
         status="ordered",

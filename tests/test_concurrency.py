@@ -1,6 +1,6 @@
 """No lost updates: concurrent edits of one workup are each saved once or refused, never lost.
 
-Every write claims the workup's version (`services._claim_version`): an edit made
+Every write claims the workup's version (`writes.claim_version`): an edit made
 from a stale version is refused with WorkupConflict and saves nothing; the user
 (here: the thread) reloads and tries again. The threads have their own database
 connections, so the rows must be committed: these tests are transactional, and
@@ -22,9 +22,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from workup import backup, services
-from workup.audit import verify_chain
+from workup.audit.trail import verify_chain
 from workup.models import AuditEvent, Membership, StepRecord, Workup
+from workup.ops import backup
+from workup.records import writes
 
 from .factories import PatientFactory, SiteFactory, UserFactory
 from .transactional import clean_database, keep_database_state  # noqa: F401 - fixtures
@@ -46,7 +47,7 @@ def clinic():
     for user in users:
         Membership.objects.create(user=user, site=site, role=Membership.Role.CLINICIAN)
     patient = PatientFactory(site=site, birth_date=date(1970, 5, 1), sex="male")
-    return users, services.open_workup(patient=patient, user=users[0])
+    return users, writes.open_workup(patient=patient, user=users[0])
 
 
 def edit_until_saved(workup_id: int, user, thread: int, edit: int) -> int:
@@ -55,7 +56,7 @@ def edit_until_saved(workup_id: int, user, thread: int, edit: int) -> int:
     while True:
         workup = Workup.objects.select_related("patient", "protocol").get(pk=workup_id)
         try:
-            services.record_step(
+            writes.record_step(
                 workup=workup,
                 step_code="serum_tryptase",
                 values={"value_ng_ml": float(10 + thread), "is_baseline": edit % 2 == 0},
@@ -65,7 +66,7 @@ def edit_until_saved(workup_id: int, user, thread: int, edit: int) -> int:
                 expected_version=workup.version,
             )
             return conflicts
-        except services.WorkupConflict:
+        except writes.WorkupConflict:
             conflicts += 1
             # Back off a little before trying again, as a client does (a thundering herd of
             # retries would only multiply the refused attempts).
@@ -154,7 +155,7 @@ def test_the_second_of_two_clinicians_with_the_same_form_gets_the_conflict_page(
     other = UserFactory()
     Membership.objects.create(user=other, site=site_a, role=Membership.Role.CLINICIAN)
     patient = PatientFactory(site=site_a, birth_date=date(1970, 5, 1))
-    workup = services.open_workup(patient=patient, user=clinician_a)
+    workup = writes.open_workup(patient=patient, user=clinician_a)
     url = reverse("step_form", args=[workup.pk, "serum_tryptase"])
     first, second = Client(), Client()
     first.force_login(clinician_a)

@@ -4,7 +4,7 @@ from datetime import date
 
 from django.utils import translation
 
-from workup.forms import DateInput
+from workup.web.forms import DateInput
 
 
 def test_a_date_field_renders_its_value_as_an_iso_date_in_en_gb():

@@ -2,9 +2,9 @@
 
 from datetime import date
 
-from workup import engine
-from workup.engine import PatientInput, RecordInput, build_facts, evaluate
-from workup.spec import (
+from workup.core import engine
+from workup.core.engine import PatientInput, RecordInput, build_facts, evaluate
+from workup.core.spec import (
     CalculationSpec,
     CriterionSpec,
     DisagreementSpec,
@@ -13,7 +13,7 @@ from workup.spec import (
     RuleSpec,
     StepSpec,
 )
-from workup.validation import validate_protocol
+from workup.core.validation import validate_protocol
 
 LEVEL = FieldSpec("level", "Level", "decimal", unit="u", min_value=0, max_value=100)
 FLAG = FieldSpec("is_fasting", "Fasting", "boolean")

@@ -12,12 +12,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from workup import services
+from workup import reads
 from workup.exports import csv_export
 from workup.exports.coding import coding_for
 from workup.exports.loading import iter_exports
 from workup.exports.pseudonym import patient_pseudonym
 from workup.models import AuditEvent, Workup
+from workup.protocols.cache import get_spec
+from workup.records import writes
 
 from .conftest import ROOT, record
 from .factories import PatientFactory
@@ -71,7 +73,7 @@ def test_every_column_of_the_demo_export_has_a_label_type_and_meaning(tmp_path, 
     dictionary = list(csv.DictReader(path.open(encoding="utf-8")))
     assert [d["column"] for d in dictionary] == header
     assert len(rows) == Workup.objects.filter(patient__site__code="north").count() == 12
-    spec = services.get_spec(services.current_protocol())
+    spec = get_spec(reads.current_protocol())
     for step in spec.steps:
         for suffix in ["state", "date", "records", *(f.code for f in step.fields)]:
             assert f"{step.code}.{suffix}" in header
@@ -202,7 +204,7 @@ def test_exports_give_the_same_pseudonym_each_time(as_clinician, patient_a, work
 
 def test_the_export_keeps_the_worklist_filters(as_clinician, clinician_a, site_a, workup_a):
     other = PatientFactory(site=site_a, family_name="Zeller", mrn="Z-1", created_by=clinician_a)
-    other_workup = services.open_workup(patient=other, user=clinician_a)
+    other_workup = writes.open_workup(patient=other, user=clinician_a)
     record(other_workup, clinician_a, "history", {"mediator_symptoms": False})
 
     _, rows = read_csv(streamed(as_clinician.get(EXPORT)))
@@ -219,7 +221,7 @@ def test_the_export_keeps_the_worklist_filters(as_clinician, clinician_a, site_a
 
 
 def test_another_sites_workups_never_appear(client, clinician_b, site_b, patient_a, workup_a):
-    mine = services.open_workup(patient=PatientFactory(site=site_b, mrn="S-9"), user=clinician_b)
+    mine = writes.open_workup(patient=PatientFactory(site=site_b, mrn="S-9"), user=clinician_b)
     client.force_login(clinician_b)
     header, rows = read_csv(streamed(client.get(EXPORT + "?identifiers=1")))
     assert [r["workup.id"] for r in rows] == [str(mine.pk)]
@@ -268,10 +270,10 @@ def test_the_export_loads_workups_in_chunks_with_a_fixed_number_of_queries(
 ):
     for index in range(4):
         patient = PatientFactory(site=site_a, created_by=clinician_a)
-        workup = services.open_workup(patient=patient, user=clinician_a)
+        workup = writes.open_workup(patient=patient, user=clinician_a)
         for day in range(1, 2 + index):
             record(workup, clinician_a, "cbc_diff", {"hemoglobin_g_dl": 12.0}, date(2026, 1, day))
-    spec = services.get_spec(services.current_protocol())
+    spec = get_spec(reads.current_protocol())
     with CaptureQueriesContext(connection) as queries:
         items = list(iter_exports(Workup.objects.all(), spec, chunk_size=2))
     assert len(items) == 5
@@ -327,7 +329,7 @@ def test_the_export_finds_the_patients_the_worklist_finds_accents_ignored(
     """One search for both: the export mirrors the worklist it is started from."""
     for family in ("Müller", "Muller", "Meyer"):
         patient = PatientFactory(site=site_a, family_name=family, created_by=clinician_a)
-        services.open_workup(patient=patient, user=clinician_a)
+        writes.open_workup(patient=patient, user=clinician_a)
     as_clinician.post("/search/", {"q": "mull"})
 
     worklist = as_clinician.get("/").content.decode()
@@ -340,11 +342,11 @@ def test_the_export_finds_the_patients_the_worklist_finds_accents_ignored(
 def test_the_export_step_filter_tells_suggested_from_not_yet(
     as_clinician, clinician_a, site_a, protocol_v2
 ):
-    waiting = services.open_workup(
+    waiting = writes.open_workup(
         patient=PatientFactory(site=site_a, created_by=clinician_a), user=clinician_a
     )
     record(waiting, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
-    suggested = services.open_workup(
+    suggested = writes.open_workup(
         patient=PatientFactory(site=site_a, created_by=clinician_a), user=clinician_a
     )
     record(suggested, clinician_a, "skin_exam", {"typical_lesions": True})

@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from fhir.resources.R4B.bundle import Bundle
 
-from workup import services
 from workup.exports.coding import CodingFileError, coding_for, parse_coding, read_coding_file
 from workup.models import AuditEvent, StepRecord, Workup
+from workup.protocols.cache import get_spec
+from workup.records import writes
 
 from .conftest import ROOT, record
 
@@ -235,7 +236,7 @@ def test_biopsies_are_procedures_skin_with_snomed_marrow_local(client, demo):
 def test_the_care_plan_carries_states_reasons_and_sources(client, clinician_a, workup_a):
     record(workup_a, clinician_a, "serum_tryptase", {"value_ng_ml": 32.0, "is_baseline": True})
     workup_a.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=workup_a,
         step_code="dexa",
         status="declined",
@@ -243,7 +244,7 @@ def test_the_care_plan_carries_states_reasons_and_sources(client, clinician_a, w
         user=clinician_a,
         expected_version=None,
     )
-    services.set_mark(
+    writes.set_mark(
         workup=workup_a,
         step_code="cbc_diff",
         status="ordered",
@@ -260,7 +261,7 @@ def test_the_care_plan_carries_states_reasons_and_sources(client, clinician_a, w
     state = {
         title: a["detail"]["statusReason"]["coding"][0]["code"] for title, a in activities.items()
     }
-    spec = services.get_spec(workup_a.protocol)
+    spec = get_spec(workup_a.protocol)
     marrow = activities[spec.step("bone_marrow_biopsy").title]["detail"]
     assert (marrow["status"], state[spec.step("bone_marrow_biopsy").title]) == (
         "not-started",
@@ -286,7 +287,7 @@ def test_not_indicated_steps_are_do_not_perform(client, clinician_a, site_a):
     from .factories import PatientFactory
 
     child = PatientFactory(site=site_a, birth_date=date(2020, 1, 1), created_by=clinician_a)
-    workup = services.open_workup(patient=child, user=clinician_a)
+    workup = writes.open_workup(patient=child, user=clinician_a)
     record(workup, clinician_a, "physical_exam", {"hepatomegaly": False, "splenomegaly": False})
     client.force_login(clinician_a)
     (plan,) = resources(get_bundle(client, workup), "CarePlan")

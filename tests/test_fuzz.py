@@ -31,9 +31,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from workup import services
 from workup.models import AuditEvent, Patient, StepMark, StepRecord, Workup
-from workup.protocol_file import read_protocol_file
+from workup.protocols.file import read_protocol_file
+from workup.records import writes
 
 from .conftest import PROTOCOL_FIXTURE, VIGNETTES
 from .factories import PatientFactory
@@ -297,13 +297,13 @@ def browser(clinician_a):
 def workup(site_a, clinician_a):
     """A 55-year-old with a history and one tryptase recorded, and a mark."""
     patient = PatientFactory(site=site_a, birth_date=BIRTH_DATE, sex="male")
-    workup = services.open_workup(patient=patient, user=clinician_a)
+    workup = writes.open_workup(patient=patient, user=clinician_a)
     for code, values in [
         ("history", {"mediator_symptoms": True, "anaphylaxis": False}),
         ("serum_tryptase", {"value_ng_ml": 14.0, "is_baseline": True}),
     ]:
         workup.refresh_from_db()
-        services.record_step(
+        writes.record_step(
             workup=workup,
             step_code=code,
             values=values,
@@ -313,7 +313,7 @@ def workup(site_a, clinician_a):
             expected_version=workup.version,
         )
     workup.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=workup,
         step_code="dexa",
         status="ordered",

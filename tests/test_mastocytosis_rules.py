@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from workup.engine import PatientInput, RecordInput, build_facts, evaluate
-from workup.protocol_file import read_protocol_file
+from workup.core.engine import PatientInput, RecordInput, build_facts, evaluate
+from workup.protocols.file import read_protocol_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = read_protocol_file(ROOT / "fixtures" / "mastocytosis.json")

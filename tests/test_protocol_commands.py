@@ -7,8 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from workup import services, versioning
+from workup import reads
 from workup.models import Protocol, ProtocolCase, Rule, loading_version
+from workup.protocols import versions
 
 from .conftest import PROTOCOL_FIXTURE, VIGNETTES
 
@@ -37,7 +38,7 @@ def v1(db):
 
 @pytest.fixture
 def draft(v1, protocol_admin):
-    return versioning.new_draft(protocol=v1, user=protocol_admin)
+    return versions.new_draft(protocol=v1, user=protocol_admin)
 
 
 def write(tmp_path, rows, name="protocol.json") -> str:
@@ -117,7 +118,7 @@ def test_loading_a_newer_published_version_retires_the_older(tmp_path, draft, v1
     run("load_protocol", write(tmp_path, rows))
     v1.refresh_from_db()
     assert v1.status == "retired"
-    assert services.current_protocol().version == 2
+    assert reads.current_protocol().version == 2
     loaded = Rule.objects.get(protocol__version=2, code="R12")
     assert loaded.history.latest().history_change_reason == "loaded from protocol.json"
 

@@ -19,8 +19,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from workup import services
 from workup.models import Workup
+from workup.records import writes
 
 from .conftest import PROTOCOL_V2_FIXTURE, ROOT, VIGNETTES_V2
 from .factories import PatientFactory
@@ -64,7 +64,7 @@ def new_workup(site_a, clinician_a):
     def make(*, age_years: float | None = None, days: int | None = None, sex: str = "female"):
         birth = born_days_ago(days) if days is not None else years_old(age_years)
         patient = PatientFactory(site=site_a, birth_date=birth, sex=sex, created_by=clinician_a)
-        workup = services.open_workup(patient=patient, user=clinician_a)
+        workup = writes.open_workup(patient=patient, user=clinician_a)
         assert workup.protocol.version == 2
         return workup
 

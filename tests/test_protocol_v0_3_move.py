@@ -14,8 +14,8 @@ from html import unescape
 from django.core.management import call_command
 from django.urls import reverse
 
-from workup import services
 from workup.models import Protocol
+from workup.records import writes
 
 from .conftest import PROTOCOL_V2_FIXTURE, record
 from .factories import PatientFactory
@@ -27,7 +27,7 @@ def text(html: str) -> str:
 
 def test_a_v1_workup_moves_to_v2_with_its_values_converted(client, clinician_a, site_a):
     patient = PatientFactory(site=site_a, birth_date=date(2010, 1, 1), created_by=clinician_a)
-    workup = services.open_workup(patient=patient, user=clinician_a)
+    workup = writes.open_workup(patient=patient, user=clinician_a)
     assert workup.protocol.version == 1
     record(workup, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
     record(

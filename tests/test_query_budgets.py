@@ -18,8 +18,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from workup import checklist_cache, services
 from workup.models import Patient, Site, Workup
+from workup.records import writes
+from workup.web import page_cache
 
 from .conftest import record
 from .factories import PatientFactory
@@ -41,7 +42,7 @@ def queries(client, url: str, *, fresh_checklist: bool = False, **params) -> int
     """Queries of one GET after a warm-up GET of the same page."""
     assert client.get(url, params).status_code == 200
     if fresh_checklist:
-        checklist_cache.clear()
+        page_cache.clear()
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, params)
     assert response.status_code == 200, url
@@ -51,7 +52,7 @@ def queries(client, url: str, *, fresh_checklist: bool = False, **params) -> int
 def workup_with_results(site: Site, user, results: int) -> Workup:
     """A workup with `results` step records: history, then repeated tryptase values."""
     patient = PatientFactory(site=site, birth_date=date(1970, 3, 1))
-    workup = services.open_workup(patient=patient, user=user)
+    workup = writes.open_workup(patient=patient, user=user)
     day = date(2025, 1, 1)
     record(workup, user, "history", {"anaphylaxis": True}, day)
     for n in range(results - 1):

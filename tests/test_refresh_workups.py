@@ -6,8 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from workup import services
+from workup import reads
 from workup.models import Workup, WorkupSuggestion
+from workup.records import writes
 
 from .conftest import record
 from .factories import PatientFactory
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def expected_snapshot(workup: Workup) -> tuple:
-    checklist = services.load_state(workup).checklist()
+    checklist = reads.load_state(workup).checklist()
     return (
         checklist.progress_done,
         checklist.progress_applicable,
@@ -33,7 +34,7 @@ def test_stale_snapshots_are_rebuilt_for_every_open_workup(client, clinician_a, 
     workups = []
     for n in range(7):
         patient = PatientFactory(site=site_a, family_name=f"Stale{n}")
-        workup = services.open_workup(patient=patient, user=clinician_a)
+        workup = writes.open_workup(patient=patient, user=clinician_a)
         if n % 2:
             record(
                 workup,
@@ -61,7 +62,7 @@ def test_stale_snapshots_are_rebuilt_for_every_open_workup(client, clinician_a, 
 
 
 def test_closed_workups_only_with_all(clinician_a, site_a):
-    workup = services.open_workup(patient=PatientFactory(site=site_a), user=clinician_a)
+    workup = writes.open_workup(patient=PatientFactory(site=site_a), user=clinician_a)
     Workup.objects.filter(pk=workup.pk).update(status="closed", progress_applicable=0)
 
     call_command("refresh_workups", stdout=StringIO())

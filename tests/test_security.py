@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from workup import middleware
 from workup.models import AuditEvent, Patient
+from workup.web import middleware
 
 from .conftest import ROOT, record
 
@@ -251,10 +251,10 @@ def test_a_workflow_produces_exactly_the_expected_audit_rows(clinician_a, site_a
 def test_an_update_records_the_values_before_and_after(clinician_a, workup_a):
     record(workup_a, clinician_a, "history", {"anaphylaxis": False})
     record_obj = workup_a.records.get()
-    from workup import services
+    from workup.records import writes
 
     workup_a.refresh_from_db()
-    services.record_step(
+    writes.record_step(
         workup=workup_a,
         step_code="history",
         values={"anaphylaxis": True},
@@ -396,7 +396,7 @@ def test_numbers_the_database_rewrites_keep_the_chain_intact(as_clinician_a, wor
         },
     )
     assert response.status_code == 302
-    from workup.audit import record_event
+    from workup.audit.trail import record_event
 
     record_event(action="update", summary="numbers", changes={"v": [-0.0, 1e16, 2.0, 0.1]})
     call_command("verify_audit", stdout=StringIO())

@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from workup import services
+from workup.core.search_keys import search_key
 from workup.models import Patient, Site, StepMark, StepRecord, Workup
-from workup.search_keys import search_key
+from workup.records import snapshot, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_workup_snapshots_equal_a_fresh_refresh_by_the_service_layer():
     for workup in sample:
         stored = columns(workup)
         suggestions = sorted(workup.suggestions.values_list("step_code", flat=True))
-        services.refresh_snapshot(
+        snapshot.refresh_snapshot(
             Workup.objects.select_related("patient", "protocol").get(pk=workup.pk)
         )
         assert columns(workup) == stored, f"workup {workup.pk}"
@@ -132,7 +132,7 @@ def test_seeding_twice_adds_new_patients_without_clashes():
         site=site, mrn="A1", family_name="After", given_name="Seeding",
         birth_date=date(1980, 1, 1), sex="female",
     )  # fmt: skip
-    services.open_workup(patient=patient, user=None)
+    writes.open_workup(patient=patient, user=None)
 
 
 def test_members_become_clinicians_at_every_synthetic_site(django_user_model):

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from workup.checklist import RecordView
-from workup.trend import (
+from workup.core.checklist import RecordView
+from workup.printing.trend import (
     TRYPTASE_SERIES,
     X_LABEL_WIDTH,
     SeriesSpec,

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from workup import services, versioning
+from workup import reads
 from workup.models import (
     FieldDefinition,
     Protocol,
@@ -16,7 +16,9 @@ from workup.models import (
     StepDefinition,
     Workup,
 )
-from workup.protocol_cache import build_spec
+from workup.protocols import versions
+from workup.protocols.cache import build_spec
+from workup.records import move, writes
 
 from .conftest import PROTOCOL_FIXTURE, record
 from .factories import PatientFactory
@@ -31,7 +33,7 @@ def v1(db):
 
 @pytest.fixture
 def draft(v1, protocol_admin):
-    return versioning.new_draft(protocol=v1, user=protocol_admin)
+    return versions.new_draft(protocol=v1, user=protocol_admin)
 
 
 def publish_without_blood_count_rule(draft, user) -> Protocol:
@@ -42,7 +44,7 @@ def publish_without_blood_count_rule(draft, user) -> Protocol:
     for case in ProtocolCase.objects.filter(protocol=draft, code__in=["E02", "E08"]):
         case.expected_suggested = [c for c in case.expected_suggested if c != "cbc_diff"]
         case.save()
-    return versioning.publish(protocol=draft, user=user)
+    return versions.publish(protocol=draft, user=user)
 
 
 # Immutability in code ---------------------------------------------------------------
@@ -141,28 +143,28 @@ def test_publish_refuses_while_a_case_fails_and_says_which_and_why(draft, protoc
     rule = Rule.objects.get(protocol=draft, code="R6")
     rule.enabled = False
     rule.save()
-    with pytest.raises(versioning.PublishRefused) as refusal:
-        versioning.publish(protocol=draft, user=protocol_admin)
+    with pytest.raises(versions.PublishRefused) as refusal:
+        versions.publish(protocol=draft, user=protocol_admin)
     failures = {r.case_id: r.failures for r in refusal.value.report.failures}
     assert set(failures) == {"E02", "E08"}
     assert "cbc_diff should be suggested" in failures["E02"][0]
     draft.refresh_from_db()
     assert draft.status == Protocol.Status.DRAFT
-    assert services.current_protocol().version == 1
+    assert reads.current_protocol().version == 1
 
 
 def test_publish_refuses_an_empty_case_library(draft, protocol_admin):
     ProtocolCase.objects.filter(protocol=draft).delete()
-    with pytest.raises(versioning.PublishRefused, match="no cases"):
-        versioning.publish(protocol=draft, user=protocol_admin)
+    with pytest.raises(versions.PublishRefused, match="no cases"):
+        versions.publish(protocol=draft, user=protocol_admin)
 
 
 def test_publish_refuses_an_invalid_draft(draft, protocol_admin):
     rule = Rule.objects.get(protocol=draft, code="R12")
     rule.condition = {">": [{"var": "serum_tryptase.basal"}, 20]}
     rule.save()
-    with pytest.raises(versioning.PublishRefused, match="serum_tryptase.basal"):
-        versioning.publish(protocol=draft, user=protocol_admin)
+    with pytest.raises(versions.PublishRefused, match="serum_tryptase.basal"):
+        versions.publish(protocol=draft, user=protocol_admin)
 
 
 def test_publishing_retires_the_previous_version_and_pins_new_workups_only(
@@ -172,19 +174,19 @@ def test_publishing_retires_the_previous_version_and_pins_new_workups_only(
     v1.refresh_from_db()
     assert (v1.status, v2.status) == ("retired", "published")
     assert v2.published_at is not None
-    assert services.current_protocol() == v2
+    assert reads.current_protocol() == v2
     workup_a.refresh_from_db()
     assert workup_a.protocol == v1  # in progress: stays pinned
     other = PatientFactory(site=site_a)
-    assert services.open_workup(patient=other, user=clinician_a).protocol == v2
+    assert writes.open_workup(patient=other, user=clinician_a).protocol == v2
 
 
 def test_an_older_draft_cannot_be_published_over_a_newer_version(v1, protocol_admin):
-    older = versioning.new_draft(protocol=v1, user=protocol_admin)
-    newer = versioning.new_draft(protocol=v1, user=protocol_admin)
+    older = versions.new_draft(protocol=v1, user=protocol_admin)
+    newer = versions.new_draft(protocol=v1, user=protocol_admin)
     publish_without_blood_count_rule(newer, protocol_admin)
-    with pytest.raises(versioning.PublishRefused, match="v3 is already published"):
-        versioning.publish(protocol=older, user=protocol_admin)
+    with pytest.raises(versions.PublishRefused, match="v3 is already published"):
+        versions.publish(protocol=older, user=protocol_admin)
 
 
 # Moving a workup -------------------------------------------------------------------------
@@ -197,7 +199,7 @@ def v2(draft, protocol_admin):
 
 def test_the_preview_names_the_suggestions_that_would_change(workup_a, v2):
     assert "cbc_diff" in workup_a.suggested_steps
-    preview = versioning.preview_move(workup_a)
+    preview = move.preview_move(workup_a)
     assert preview.target == v2
     sentences = [c.sentence for c in preview.suggestion_changes]
     assert "Blood count with differential would no longer be suggested" in " ".join(sentences)
@@ -208,7 +210,7 @@ def test_the_preview_names_the_suggestions_that_would_change(workup_a, v2):
 
 def test_moving_repins_the_workup_its_records_and_marks_and_is_recorded(workup_a, clinician_a, v2):
     record(workup_a, clinician_a, "serum_tryptase", {"value_ng_ml": 32.0, "is_baseline": True})
-    services.set_mark(
+    writes.set_mark(
         workup=workup_a,
         step_code="dexa",
         status="ordered",
@@ -218,7 +220,7 @@ def test_moving_repins_the_workup_its_records_and_marks_and_is_recorded(workup_a
     )
     workup_a.refresh_from_db()
     before = workup_a.version
-    versioning.move_workup(
+    move.move_workup(
         workup=workup_a, target=v2, user=clinician_a, expected_version=workup_a.version
     )
     workup_a.refresh_from_db()
@@ -229,14 +231,14 @@ def test_moving_repins_the_workup_its_records_and_marks_and_is_recorded(workup_a
     latest = workup_a.history.latest()
     assert latest.history_user == clinician_a
     assert latest.history_change_reason == "moved from v1 to v2"
-    assert services.load_state(workup_a).spec.version == 2
+    assert reads.load_state(workup_a).spec.version == 2
 
 
 def test_a_move_from_a_stale_page_is_refused(workup_a, clinician_a, v2):
     stale = workup_a.version
     record(workup_a, clinician_a, "history", {"mediator_symptoms": True})
-    with pytest.raises(services.WorkupConflict):
-        versioning.move_workup(workup=workup_a, target=v2, user=clinician_a, expected_version=stale)
+    with pytest.raises(writes.WorkupConflict):
+        move.move_workup(workup=workup_a, target=v2, user=clinician_a, expected_version=stale)
     workup_a.refresh_from_db()
     assert workup_a.protocol.version == 1
 
@@ -244,20 +246,20 @@ def test_a_move_from_a_stale_page_is_refused(workup_a, clinician_a, v2):
 def test_a_step_missing_from_the_new_version_is_reported_and_blocks_only_if_recorded(
     v1, protocol_admin, workup_a, clinician_a, site_a
 ):
-    draft = versioning.new_draft(protocol=v1, user=protocol_admin)
+    draft = versions.new_draft(protocol=v1, user=protocol_admin)
     StepDefinition.objects.get(protocol=draft, code="medical_alert_id").delete()
-    versioning.publish(protocol=draft, user=protocol_admin)
+    versions.publish(protocol=draft, user=protocol_admin)
 
-    preview = versioning.preview_move(workup_a)
+    preview = move.preview_move(workup_a)
     assert preview.removed_steps == ["Medical alert identification"]
     assert not preview.blocked_because
 
     record(workup_a, clinician_a, "medical_alert_id", {"advised": True})
     workup_a.refresh_from_db()
-    preview = versioning.preview_move(workup_a)
+    preview = move.preview_move(workup_a)
     assert preview.removed_steps_with_data and "nothing is hidden" in preview.blocked_because[0]
-    with pytest.raises(versioning.MoveRefused):
-        versioning.move_workup(
+    with pytest.raises(move.MoveRefused):
+        move.move_workup(
             workup=workup_a,
             target=preview.target,
             user=clinician_a,

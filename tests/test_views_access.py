@@ -22,8 +22,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from workup import versioning
 from workup.models import Patient, StepMark, StepRecord, Workup
+from workup.protocols import versions
 
 STEP_CODE = "serum_tryptase"
 MISSING_ID = 987_654_321
@@ -261,8 +261,8 @@ def test_a_clinician_of_the_site_can_read_every_page_and_write(
     clinician_a, patient_a, workup_a, spec, protocol_admin
 ):
     # Moving a workup to a newer protocol version (views_versions) needs one published.
-    versioning.publish(
-        protocol=versioning.new_draft(protocol=workup_a.protocol, user=protocol_admin),
+    versions.publish(
+        protocol=versions.new_draft(protocol=workup_a.protocol, user=protocol_admin),
         user=protocol_admin,
     )
     owner = logged_in(clinician_a)

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from workup import services
+from workup.records import writes
 
 from .conftest import record
 from .factories import PatientFactory
@@ -240,7 +240,7 @@ def test_an_acute_tryptase_never_counts_as_the_baseline(as_clinician, clinician_
 
 def test_a_marked_step_shows_its_mark_and_reason(as_clinician, clinician_a, workup_a):
     workup_a.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=workup_a,
         step_code="chemistry_liver",
         status="declined",
@@ -289,10 +289,10 @@ def test_the_checklist_needs_a_bounded_number_of_queries(
 def test_the_query_count_does_not_grow_with_the_records_of_a_workup(
     as_clinician, clinician_a, site_a
 ):
-    small = services.open_workup(
+    small = writes.open_workup(
         patient=PatientFactory(site=site_a, birth_date=years_ago(50)), user=clinician_a
     )
-    large = services.open_workup(
+    large = writes.open_workup(
         patient=PatientFactory(site=site_a, birth_date=years_ago(50)), user=clinician_a
     )
     record(small, clinician_a, "serum_tryptase", {"value_ng_ml": 9.0, "is_baseline": True})
@@ -312,7 +312,7 @@ def test_the_query_count_does_not_grow_with_the_records_of_a_workup(
         {"hemoglobin_g_dl": 13.0, "platelets_10e9_l": 250.0, "anc_10e9_l": 3.0},
     )
     large.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=large,
         step_code="dexa",
         status="ordered",
@@ -337,7 +337,7 @@ def test_the_query_count_does_not_grow_with_the_number_of_patients(
 
     for index in range(30):
         site, user = (site_a, clinician_a) if index % 2 else (site_b, clinician_b)
-        other = services.open_workup(patient=PatientFactory(site=site), user=user)
+        other = writes.open_workup(patient=PatientFactory(site=site), user=user)
         record(other, user, "serum_tryptase", {"value_ng_ml": 30.0, "is_baseline": True})
 
     assert count_queries(as_clinician, url) == with_one_patient

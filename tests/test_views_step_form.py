@@ -17,9 +17,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from workup import services
+from workup import reads
 from workup.models import StepMark, StepRecord, Workup
-from workup.protocol_file import read_protocol_file
+from workup.protocols.file import read_protocol_file
+from workup.records import writes
 
 from .conftest import PROTOCOL_FIXTURE, record
 from .factories import PatientFactory
@@ -107,7 +108,7 @@ def adult_54(site_a, clinician_a):
     patient = PatientFactory(
         site=site_a, birth_date=date(timezone.localdate().year - 54, 1, 1), sex="male"
     )
-    return services.open_workup(patient=patient, user=clinician_a)
+    return writes.open_workup(patient=patient, user=clinician_a)
 
 
 @pytest.fixture
@@ -545,16 +546,15 @@ def test_recording_a_result_replaces_an_ordered_mark(as_clinician, workup_a, spe
 
 def test_a_step_post_evaluates_the_rules_once(as_clinician, adult_54, spec, monkeypatch):
     """The save compares with the snapshot, so the rules run once: for the new snapshot."""
-    from workup import services
 
     calls = []
-    real = services.evaluate
+    real = reads.evaluate
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "evaluate", counting)
+    monkeypatch.setattr(reads, "evaluate", counting)
     data, _ = filled_form(spec, "serum_tryptase", adult_54, value_ng_ml="25", is_baseline="yes")
     response = as_clinician.post(step_url(adult_54, "serum_tryptase"), data)
     assert response.status_code == 302

@@ -24,8 +24,11 @@ from django.utils import timezone
 from django.utils.html import escape
 from pypdf import PdfReader
 
-from workup import pdf, services, views_print
+from workup import reads
 from workup.models import AuditEvent
+from workup.printing import pdf
+from workup.records import writes
+from workup.views import printing
 
 from .conftest import record
 from .factories import PatientFactory
@@ -118,7 +121,7 @@ def worked_up(workup, user):
 
 def mark(workup, user, step_code, status, reason):
     workup.refresh_from_db()
-    services.set_mark(
+    writes.set_mark(
         workup=workup,
         step_code=step_code,
         status=status,
@@ -135,7 +138,7 @@ def test_the_pdf_holds_the_mrn_every_step_the_suggestions_and_the_disclaimer(
     as_clinician, clinician_a, workup_a, spec
 ):
     worked_up(workup_a, clinician_a)
-    suggested = [item.step.title for item in services.load_state(workup_a).checklist().suggested]
+    suggested = [item.step.title for item in reads.load_state(workup_a).checklist().suggested]
     assert suggested, "the example needs suggested steps"
 
     response = get_pdf(as_clinician, workup_a)
@@ -207,10 +210,10 @@ def test_a_step_not_indicated_is_shown_with_its_reason_never_dropped(
 
 
 def test_a_step_not_indicated_by_a_rule_shows_the_rule(as_clinician, clinician_a, site_a, spec):
-    child = services.open_workup(
+    child = writes.open_workup(
         patient=PatientFactory(site=site_a, birth_date=years_ago(6)), user=clinician_a
     )
-    checklist = services.load_state(child).checklist()
+    checklist = reads.load_state(child).checklist()
     ruled_out = [i for i in checklist.items if i.state == "not_indicated" and i.not_indicated]
     assert ruled_out, "a child's workup has steps that rules mark not indicated"
 
@@ -226,7 +229,7 @@ def test_a_step_not_indicated_by_a_rule_shows_the_rule(as_clinician, clinician_a
 
 def save(workup, user, step_code, values, *, note="", days_ago=0):
     workup.refresh_from_db()
-    services.record_step(
+    writes.record_step(
         workup=workup,
         step_code=step_code,
         values=values,
@@ -264,8 +267,8 @@ def pdf_layout(workup, user, paper):
     request = RequestFactory().get("/")
     request.user = user
     html = render_to_string(
-        views_print.SUMMARY_TEMPLATE,
-        views_print.summary_context(request, workup, for_pdf=True),
+        printing.SUMMARY_TEMPLATE,
+        printing.summary_context(request, workup, for_pdf=True),
     )
     return pdf.render_document(html, paper=paper)
 
@@ -501,10 +504,10 @@ def test_the_summary_needs_a_bounded_number_of_queries(
 def test_the_query_count_does_not_grow_with_the_records_of_a_workup(
     as_clinician, clinician_a, site_a, url
 ):
-    small = services.open_workup(
+    small = writes.open_workup(
         patient=PatientFactory(site=site_a, birth_date=years_ago(50)), user=clinician_a
     )
-    large = services.open_workup(
+    large = writes.open_workup(
         patient=PatientFactory(site=site_a, birth_date=years_ago(50)), user=clinician_a
     )
     record(small, clinician_a, "serum_tryptase", {"value_ng_ml": 9.0, "is_baseline": True})

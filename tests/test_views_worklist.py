@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from workup import services
+from workup import reads
 from workup.models import Patient, Protocol, Workup
+from workup.records import writes
 
 from .conftest import record
 from .factories import PatientFactory
@@ -91,7 +92,7 @@ def patient_form(site, **overrides) -> dict:
 
 def with_open_workup(user, **patient_fields) -> Patient:
     patient = PatientFactory(**patient_fields)
-    services.open_workup(patient=patient, user=user)
+    writes.open_workup(patient=patient, user=user)
     return patient
 
 
@@ -454,7 +455,7 @@ def test_opening_a_workup_pins_the_published_protocol(as_clinician, clinician_a,
     workup = Workup.objects.get(patient=patient_a)
     assert response.status_code == 302
     assert response.headers["Location"] == reverse("checklist", args=[workup.pk])
-    assert workup.protocol == services.current_protocol()
+    assert workup.protocol == reads.current_protocol()
     assert workup.protocol.status == Protocol.Status.PUBLISHED
     assert (workup.status, workup.opened_by) == (Workup.Status.OPEN, clinician_a)
     checklist = as_clinician.get(response.headers["Location"]).content.decode()

@@ -27,8 +27,8 @@ from django.core.management.color import no_style
 from django.db import connection, router, transaction
 from django.db.migrations.loader import MigrationLoader
 
-from workup.audit import verify_chain
-from workup.protocol_cache import clear_cache
+from workup.audit.trail import verify_chain
+from workup.protocols.cache import clear_cache
 
 from .conftest import PROTOCOL_FIXTURE
 

@@ -7,4 +7,4 @@ class WorkupConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the audit receivers
+        from workup import signals  # noqa: F401 - connects the audit receivers

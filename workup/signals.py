@@ -13,9 +13,9 @@ from django.dispatch import receiver
 from simple_history.models import HistoricalRecords
 from simple_history.signals import post_create_historical_record
 
-from .audit import record_event
-from .models import AuditEvent
-from .user_sessions import end_sessions_of
+from workup.audit.trail import record_event
+from workup.models import AuditEvent
+from workup.web.sessions import end_sessions_of
 
 User = get_user_model()
 

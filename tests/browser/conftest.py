@@ -21,9 +21,9 @@ from django.core.management.color import no_style
 from django.db import connection, connections
 from django.test import Client
 
-from workup.audit import verify_chain
+from workup.audit.trail import verify_chain
 from workup.models import Protocol
-from workup.protocol_cache import clear_cache
+from workup.protocols.cache import clear_cache
 
 from ..conftest import PROTOCOL_FIXTURE
 from ..transactional import committed_rows, put_back

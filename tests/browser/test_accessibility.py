@@ -177,13 +177,13 @@ def test_the_v2_pages_not_yet_references_and_a_field_asked_only_sometimes(
 
     from tests.conftest import PROTOCOL_V2_FIXTURE, record
     from tests.factories import PatientFactory
-    from workup import services
-    from workup.protocol_cache import clear_cache
+    from workup.protocols.cache import clear_cache
+    from workup.records import writes
 
     call_command("load_protocol", str(PROTOCOL_V2_FIXTURE), verbosity=0)
     clear_cache()
     patient = PatientFactory(site=site_a, created_by=clinician_a)
-    workup = services.open_workup(patient=patient, user=clinician_a)
+    workup = writes.open_workup(patient=patient, user=clinician_a)
     assert workup.protocol.version == 2
     record(workup, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
     page = audit.page

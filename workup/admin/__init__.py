@@ -5,4 +5,4 @@ and patients, workups and records are not in the admin at all: a protocol
 admin never sees patient data here.
 """
 
-from . import people, protocols  # noqa: F401 - registers the admin pages
+from workup.admin import people, protocols  # noqa: F401 - registers the admin pages

@@ -15,11 +15,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput, JSONString
 
-from .. import spec_rows
-from ..cases import case_problems
-from ..models import Protocol, ProtocolCase
-from ..protocol_cache import build_spec
-from ..spec_edit import new_problems, with_field, with_item, with_step
+from workup.core.cases import case_problems
+from workup.models import Protocol, ProtocolCase
+from workup.protocols import spec_rows
+from workup.protocols.cache import build_spec
+from workup.protocols.edit import new_problems, with_field, with_item, with_step
 
 CODE_STYLE = "font-family: ui-monospace, monospace; font-size: 0.9rem;"
 

@@ -13,22 +13,7 @@ from django.db import models
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from ..cases import run_case
-from ..logic_text import logic_text
-from ..models import (
-    Calculation,
-    CriterionItem,
-    Disagreement,
-    FieldDefinition,
-    Protocol,
-    ProtocolCase,
-    ProtocolSource,
-    Rule,
-    StepDefinition,
-)
-from ..protocol_cache import build_spec, get_spec
-from ..validation import validate_protocol
-from .forms import (
+from workup.admin.forms import (
     CalculationForm,
     CaseForm,
     CriterionForm,
@@ -39,6 +24,21 @@ from .forms import (
     RuleForm,
     StepForm,
 )
+from workup.core.cases import run_case
+from workup.core.logic_text import logic_text
+from workup.core.validation import validate_protocol
+from workup.models import (
+    Calculation,
+    CriterionItem,
+    Disagreement,
+    FieldDefinition,
+    Protocol,
+    ProtocolCase,
+    ProtocolSource,
+    Rule,
+    StepDefinition,
+)
+from workup.protocols.cache import build_spec, get_spec
 
 JSON_FIELDS = {models.JSONField: {"form_class": JSONTextField}}
 LOCKED_NOTE = (

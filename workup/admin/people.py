@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
-from ..models import Membership, Site
+from workup.models import Membership, Site
 
 
 class SiteMembershipInline(admin.TabularInline):

@@ -20,9 +20,15 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from .. import versioning
-from ..case_library import CaseFileError, import_cases, parse_cases
-from ..models import (
+from workup.admin.forms import (
+    CalculationForm,
+    CaseImportForm,
+    DraftCheckedFormSet,
+    RuleForm,
+    StepForm,
+)
+from workup.admin.parts import JSON_FIELDS, LockedInlineMixin, short, warn_about_draft
+from workup.models import (
     Calculation,
     CriterionItem,
     Disagreement,
@@ -33,11 +39,11 @@ from ..models import (
     Rule,
     StepDefinition,
 )
-from ..protocol_cache import get_spec
-from ..protocol_diff import diff_protocols
-from ..protocol_export import export_text
-from .forms import CalculationForm, CaseImportForm, DraftCheckedFormSet, RuleForm, StepForm
-from .parts import JSON_FIELDS, LockedInlineMixin, short, warn_about_draft
+from workup.protocols import versions
+from workup.protocols.cache import get_spec
+from workup.protocols.case_library import CaseFileError, import_cases, parse_cases
+from workup.protocols.diff import diff_protocols
+from workup.protocols.export import export_text
 
 HISTORY_MODELS = (
     Protocol,
@@ -259,11 +265,11 @@ class ProtocolAdmin(SimpleHistoryAdmin):
 
     @admin.action(description="Run cases", permissions=["view"])
     def run_cases_action(self, request, queryset):
-        reports = [(p, versioning.check_version(p)) for p in queryset.order_by("code", "version")]
+        reports = [(p, versions.check_version(p)) for p in queryset.order_by("code", "version")]
         return self._render_results(request, reports, title="Case library results")
 
     def _new_draft(self, request, protocol):
-        draft = versioning.new_draft(protocol=protocol, user=request.user)
+        draft = versions.new_draft(protocol=protocol, user=request.user)
         self.message_user(
             request,
             f"{draft.code} v{draft.version} is a new draft copied from v{protocol.version}, "
@@ -274,8 +280,8 @@ class ProtocolAdmin(SimpleHistoryAdmin):
 
     def _publish(self, request, protocol):
         try:
-            published = versioning.publish(protocol=protocol, user=request.user)
-        except versioning.PublishRefused as refusal:
+            published = versions.publish(protocol=protocol, user=request.user)
+        except versions.PublishRefused as refusal:
             self.message_user(request, str(refusal), messages.ERROR)
             if refusal.report is None:
                 return redirect("admin:workup_protocol_change", protocol.pk)
@@ -364,7 +370,7 @@ class ProtocolAdmin(SimpleHistoryAdmin):
 
     def run_cases_view(self, request, object_id):
         protocol = self._get(request, object_id)
-        report = versioning.check_version(protocol)
+        report = versions.check_version(protocol)
         return self._render_results(request, [(protocol, report)], title=f"Cases of {protocol}")
 
     def publish_view(self, request, object_id):

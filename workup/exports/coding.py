@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..spec import ProtocolSpec
+from workup.core.spec import ProtocolSpec
 
 CODES_DIR = Path(__file__).resolve().parent.parent.parent / "fixtures" / "codes"
 UCUM_SYSTEM = "http://unitsofmeasure.org"

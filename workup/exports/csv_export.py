@@ -27,12 +27,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..checklist import STATE_DISPLAY
-from ..engine import NOT_YET, RecordInput, counting_record
-from ..formatting import format_number
-from ..spec import FieldSpec, ProtocolSpec
-from .coding import ProtocolCoding
-from .data import WorkupExport
+from workup.core.checklist import STATE_DISPLAY
+from workup.core.engine import NOT_YET, RecordInput, counting_record
+from workup.core.formatting import format_number
+from workup.core.spec import FieldSpec, ProtocolSpec
+from workup.exports.coding import ProtocolCoding
+from workup.exports.data import WorkupExport
 
 DICTIONARY_HEADER = ("column", "label", "type", "unit", "ucum", "allowed_values", "description")
 SEX_CHOICES = (("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Unknown"))

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ..checklist import MarkView, RecordView
-from ..engine import Evaluation, PatientInput, RecordInput, build_facts, evaluate
-from ..spec import ProtocolSpec
+from workup.core.checklist import MarkView, RecordView
+from workup.core.engine import Evaluation, PatientInput, RecordInput, build_facts, evaluate
+from workup.core.spec import ProtocolSpec
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .. import engine
-from ..checklist import Checklist, ChecklistItem, Reason, build_checklist
-from ..formatting import format_value
-from ..spec import FieldSpec, ProtocolSpec, StepSpec
-from .coding import UCUM_SYSTEM, Code, ProtocolCoding
-from .data import WorkupExport
+from workup.core import engine
+from workup.core.checklist import Checklist, ChecklistItem, Reason, build_checklist
+from workup.core.formatting import format_value
+from workup.core.spec import FieldSpec, ProtocolSpec, StepSpec
+from workup.exports.coding import UCUM_SYSTEM, Code, ProtocolCoding
+from workup.exports.data import WorkupExport
 
 FHIR_JSON = "application/fhir+json"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"

@@ -15,12 +15,12 @@ from datetime import date
 
 from django.utils import timezone
 
-from ..checklist import MarkView, RecordView
-from ..models import StepMark, StepRecord, Workup
-from ..spec import ProtocolSpec
-from . import policy
-from .data import PatientData, WorkupData, WorkupExport, evaluate_workup
-from .pseudonym import patient_pseudonym, workup_pseudonym
+from workup.core.checklist import MarkView, RecordView
+from workup.core.spec import ProtocolSpec
+from workup.exports import policy
+from workup.exports.data import PatientData, WorkupData, WorkupExport, evaluate_workup
+from workup.exports.pseudonym import patient_pseudonym, workup_pseudonym
+from workup.models import StepMark, StepRecord, Workup
 
 CHUNK_SIZE = 500
 

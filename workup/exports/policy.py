@@ -18,9 +18,9 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from ..models import Membership, Site
-from .coding import join_system
-from .fhir import Systems
+from workup.exports.coding import join_system
+from workup.exports.fhir import Systems
+from workup.models import Membership, Site
 
 DEFAULT_SYSTEM_BASE = "urn:workup"
 

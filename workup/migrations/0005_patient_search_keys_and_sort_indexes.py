@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 def fill_search_keys(apps, schema_editor):
     """Existing patients get their keys in batches (the model's save() does it from now on)."""
-    from workup.search_keys import search_key
+    from workup.core.search_keys import search_key
 
     Patient = apps.get_model("workup", "Patient")
     batch = []

@@ -1,9 +1,17 @@
 """Models: the protocol (versioned checklist content) and the clinical records."""
 
-from . import accounts  # noqa: F401 - user accounts are audited like our models
-from .audit import AuditEvent
-from .clinical import Membership, Patient, Site, StepMark, StepRecord, Workup, WorkupSuggestion
-from .protocol import (
+from workup.models import accounts  # noqa: F401 - user accounts are audited like our models
+from workup.models.audit import AuditEvent
+from workup.models.clinical import (
+    Membership,
+    Patient,
+    Site,
+    StepMark,
+    StepRecord,
+    Workup,
+    WorkupSuggestion,
+)
+from workup.models.protocol import (
     Calculation,
     CriterionItem,
     Disagreement,

@@ -3,7 +3,7 @@
 Changes (create, update, delete, with the values before and after) come from
 django-simple-history's historical records, so every tracked model is covered
 in the same transaction as the write. Access events (views, prints, exports,
-logins, denials) are written by `workup.audit`.
+logins, denials) are written by `workup.audit.trail`.
 """
 
 import hashlib
@@ -40,7 +40,7 @@ class AuditEvent(models.Model):
     workup_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     summary = models.CharField(max_length=300, blank=True)
     changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    # The chain (workup.audit): `position` orders it, `previous_hash` links each row to
+    # The chain (workup.audit.trail): `position` orders it, `previous_hash` links each row to
     # the one before, `hash` seals the row. An access event is written first without
     # them (one INSERT on the read path) and sealed into the chain soon after.
     position = models.BigIntegerField(null=True, unique=True)

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from ..search_keys import search_key
-from .protocol import Protocol, StepDefinition
+from workup.core.search_keys import search_key
+from workup.models.protocol import Protocol, StepDefinition
 
 
 class Site(models.Model):
@@ -73,7 +73,7 @@ class Patient(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
-    # Search keys (workup.search_keys), kept in step with the fields above by save().
+    # Search keys (workup.core.search_keys), kept in step with the fields above by save().
     mrn_key = models.CharField(max_length=40, editable=False, default="")
     family_key = models.CharField(max_length=100, editable=False, default="")
     given_key = models.CharField(max_length=100, editable=False, default="")

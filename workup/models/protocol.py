@@ -583,7 +583,7 @@ class ProtocolCase(_ProtocolPart):
         return self.code
 
     def as_case(self) -> dict:
-        """The vignette shape that `workup.cases` runs and the import reads."""
+        """The vignette shape that `workup.core.cases` runs and the import reads."""
         return {
             "id": self.code,
             "summary": self.summary,

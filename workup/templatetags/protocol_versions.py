@@ -2,7 +2,7 @@
 
 from django import template
 
-from ..versioning import newer_published_version
+from workup.protocols.versions import newer_published_version
 
 register = template.Library()
 

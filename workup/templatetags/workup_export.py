@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import template
 
-from ..access import site_access
-from ..exports import policy
-from ..protocol_cache import released_protocols
+from workup.exports import policy
+from workup.protocols.cache import released_protocols
+from workup.web.access import site_access
 
 register = template.Library()
 

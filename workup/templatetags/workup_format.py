@@ -1,4 +1,4 @@
-"""Template filters over `workup.formatting`: dates and numbers look the same everywhere."""
+"""Template filters over `workup.core.formatting`: dates and numbers look the same everywhere."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, datetime
 from django import template
 from django.utils import timezone
 
-from .. import formatting
+from workup.core import formatting
 
 register = template.Library()
 
@@ -22,6 +22,8 @@ def as_date(value: date | datetime | None) -> str:
 
 @register.filter
 def as_datetime(value: datetime | None) -> str:
+    if value is not None and timezone.is_aware(value):
+        value = timezone.localtime(value)  # the clinic's zone; the core formats what it is given
     return formatting.format_datetime(value)
 
 

@@ -10,7 +10,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from ..checklist import SOURCE_REFERENCE
+from workup.core.checklist import SOURCE_REFERENCE
 
 register = template.Library()
 

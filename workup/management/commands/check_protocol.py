@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workup.case_library import CaseFileError, read_case_file
-from workup.protocol_check import check_cases, check_protocol_rows, read_rows
-from workup.protocol_file import ProtocolFileError
+from workup.protocols.case_library import CaseFileError, read_case_file
+from workup.protocols.check import check_cases, check_protocol_rows, read_rows
+from workup.protocols.file import ProtocolFileError
 
 
 class Command(BaseCommand):

@@ -1,9 +1,8 @@
 """List what changed between two versions of a protocol."""
 
-from workup.protocol_cache import get_spec
-from workup.protocol_diff import diff_protocols
-
-from ._protocol_version import ProtocolVersionCommand
+from workup.management.commands._protocol_version import ProtocolVersionCommand
+from workup.protocols.cache import get_spec
+from workup.protocols.diff import diff_protocols
 
 
 class Command(ProtocolVersionCommand):

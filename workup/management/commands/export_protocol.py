@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-from workup.protocol_export import export_cases_text, export_text
-
-from ._protocol_version import ProtocolVersionCommand
+from workup.management.commands._protocol_version import ProtocolVersionCommand
+from workup.protocols.export import export_cases_text, export_text
 
 
 class Command(ProtocolVersionCommand):

@@ -14,12 +14,13 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from workup import audit, services
+from workup import reads
+from workup.audit import trail
 from workup.exports import csv_export
 from workup.exports.coding import coding_for
 from workup.exports.loading import CHUNK_SIZE, iter_exports
 from workup.models import AuditEvent, Protocol, Site, Workup
-from workup.protocol_cache import get_spec
+from workup.protocols.cache import get_spec
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--site", required=True, help="Site code.")
         parser.add_argument(
-            "--protocol", default=services.DEFAULT_PROTOCOL_CODE, help="Protocol code."
+            "--protocol", default=reads.DEFAULT_PROTOCOL_CODE, help="Protocol code."
         )
         parser.add_argument(
             "--version", type=int, help="Protocol version (default: the current published one)."
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         workups = Workup.objects.filter(patient__site=site_obj, protocol=protocol_obj)
         count = workups.count()
         operator = f"manage.py export_workups ({getpass.getuser()})"
-        audit.record_event(
+        trail.record_event(
             action=AuditEvent.Action.EXPORT,
             username=operator[:150],
             object_type="workup",
@@ -94,8 +95,8 @@ class Command(BaseCommand):
     def _protocol(self, code: str, version: int | None) -> Protocol:
         if version is None:
             try:
-                return services.current_protocol(code)
-            except services.NoPublishedProtocol as error:
+                return reads.current_protocol(code)
+            except reads.NoPublishedProtocol as error:
                 raise CommandError(str(error)) from None
         protocol = Protocol.objects.filter(code=code, version=version).first()
         if protocol is None:

@@ -2,10 +2,9 @@
 
 from django.core.management.base import CommandError
 
-from workup.case_library import CaseFileError, import_cases, read_case_file
+from workup.management.commands._protocol_version import ProtocolVersionCommand
 from workup.models import ProtocolLocked
-
-from ._protocol_version import ProtocolVersionCommand
+from workup.protocols.case_library import CaseFileError, import_cases, read_case_file
 
 
 class Command(ProtocolVersionCommand):

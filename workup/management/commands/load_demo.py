@@ -9,10 +9,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from workup import services
+from workup import reads
+from workup.core.values import validate_step_values
 from workup.models import Membership, Patient, Site
-from workup.protocol_cache import get_spec
-from workup.values import validate_step_values
+from workup.protocols.cache import get_spec
+from workup.records import writes
 
 DEMO_PASSWORD = "demo-password"  # documented in the README; demo only
 
@@ -41,8 +42,8 @@ class Command(BaseCommand):
             users[entry["username"]] = self._user(entry, sites)
 
         try:
-            protocol = services.current_protocol()
-        except services.NoPublishedProtocol as error:
+            protocol = reads.current_protocol()
+        except reads.NoPublishedProtocol as error:
             raise CommandError(f"{error} Load the protocol first.") from None
         spec = get_spec(protocol)
         created = 0
@@ -96,13 +97,13 @@ class Command(BaseCommand):
         findings = entry.get("findings")
         if findings is None:
             return 1
-        workup = services.open_workup(patient=patient, user=clinician)
+        workup = writes.open_workup(patient=patient, user=clinician)
         for offset, (step_code, values) in enumerate(findings.items()):
             step = spec.step(step_code)
             problems = validate_step_values(step, values)
             if problems:
                 raise CommandError(f"Demo patient {entry['mrn']}: {problems[0]}")
-            services.record_step(
+            writes.record_step(
                 workup=workup,
                 step_code=step_code,
                 values={k: v for k, v in values.items() if not step.field(k).is_calculated},
@@ -112,7 +113,7 @@ class Command(BaseCommand):
                 expected_version=None,
             )
         for step_code, mark in entry.get("marks", {}).items():
-            services.set_mark(
+            writes.set_mark(
                 workup=workup,
                 step_code=step_code,
                 status=mark["status"],

@@ -7,12 +7,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from workup.audit import record_event
+from workup.audit.trail import record_event
+from workup.core.validation import validate_protocol
 from workup.models import AuditEvent, FieldDefinition, Protocol
-from workup.protocol_cache import build_spec, clear_cache
-from workup.protocol_file import ProtocolFileError, read_protocol_file
-from workup.validation import validate_protocol
-from workup.versioning import retire_superseded
+from workup.protocols.cache import build_spec, clear_cache
+from workup.protocols.file import ProtocolFileError, read_protocol_file
+from workup.protocols.versions import retire_superseded
 
 
 class Command(BaseCommand):

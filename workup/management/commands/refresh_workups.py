@@ -11,7 +11,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from workup.models import Workup
-from workup.snapshots import refresh_in_batches, update_planner_statistics
+from workup.ops.refresh import refresh_in_batches, update_planner_statistics
 
 
 class Command(BaseCommand):

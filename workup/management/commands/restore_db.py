@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from workup.backup import BackupError, restore
+from workup.ops.backup import BackupError, restore
 
 
 class Command(BaseCommand):

@@ -2,9 +2,8 @@
 
 from django.core.management.base import CommandError
 
-from workup.versioning import check_version
-
-from ._protocol_version import ProtocolVersionCommand
+from workup.management.commands._protocol_version import ProtocolVersionCommand
+from workup.protocols.versions import check_version
 
 
 class Command(ProtocolVersionCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from workup.audit import seal_pending
+from workup.audit.trail import seal_pending
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ Rows are written in bulk: executemany on SQLite (100,000 patients in well under
 a minute), COPY on PostgreSQL (a million patients in a few minutes). Columns are
 read from the models: a column this command does not know gets the field's
 default and a warning, and tests/test_seed_demo.py compares seeded rows with
-what Patient.save() and services.refresh_snapshot() compute.
+what Patient.save() and snapshot.refresh_snapshot() compute.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from workup import checklist as checklist_builder
-from workup import services
-from workup.engine import PatientInput, RecordInput, build_facts, evaluate
+from workup import reads
+from workup.core import checklist as checklist_builder
+from workup.core.engine import PatientInput, RecordInput, build_facts, evaluate
+from workup.core.search_keys import search_key
 from workup.models import (
     Membership,
     Patient,
@@ -47,9 +48,8 @@ from workup.models import (
     Workup,
     WorkupSuggestion,
 )
-from workup.protocol_cache import get_spec
-from workup.search_keys import search_key
-from workup.snapshots import update_planner_statistics
+from workup.ops.refresh import update_planner_statistics
+from workup.protocols.cache import get_spec
 
 CASES_FILE = Path(settings.BASE_DIR) / "fixtures" / "cases" / "mastocytosis-vignettes.json"
 BATCH = 5000
@@ -76,7 +76,7 @@ LEFT_AT_DEFAULT = {"created_by", "opened_by", "last_change_by", "recorded_by", "
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The precomputed columns of a workup, as services.refresh_snapshot stores them."""
+    """The precomputed columns of a workup, as snapshot.refresh_snapshot stores them."""
 
     progress_done: int
     progress_applicable: int
@@ -129,7 +129,7 @@ class Command(BaseCommand):
             raise CommandError("--patients and --sites must be at least 1.")
         started = time.perf_counter()
         rng = random.Random(seed)
-        protocol = services.current_protocol()
+        protocol = reads.current_protocol()
         stages = build_stages(get_spec(protocol))
         site_ids = [
             Site.objects.get_or_create(
@@ -500,7 +500,7 @@ def make_stage(spec, patient: PatientInput, findings, marks, weight: int = 1) ->
 
 
 def snapshot_of(spec, patient: PatientInput, results, marks) -> Snapshot:
-    """What services.refresh_snapshot would store: the same engine and checklist builder."""
+    """What snapshot.refresh_snapshot would store: the same engine and checklist builder."""
     day = date(2026, 1, 1)
     records = [
         RecordInput(code, values, day + timedelta(days=i), sequence=i + 1)

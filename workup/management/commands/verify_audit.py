@@ -7,7 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from workup.audit import seal_pending, verify_chain
+from workup.audit.trail import seal_pending, verify_chain
 
 
 class Command(BaseCommand):

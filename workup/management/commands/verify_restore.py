@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workup.backup import BackupError, verify_restore
+from workup.ops.backup import BackupError, verify_restore
 
 
 class Command(BaseCommand):

@@ -9,9 +9,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workup.cases import InvalidCase, suggest
-from workup.protocol_cache import get_spec
-from workup.services import DEFAULT_PROTOCOL_CODE, NoPublishedProtocol, current_protocol
+from workup.core.cases import InvalidCase, suggest
+from workup.protocols.cache import get_spec
+from workup.reads import DEFAULT_PROTOCOL_CODE, NoPublishedProtocol, current_protocol
 
 
 class Command(BaseCommand):

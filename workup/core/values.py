@@ -1,0 +1,74 @@
+"""Validate typed values (from JSON) against a step's field definitions. Pure."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+from workup.core.formatting import format_number
+from workup.core.spec import StepSpec
+
+
+def validate_step_values(step: StepSpec, values: Any) -> list[str]:
+    """Problems with one step's values, each naming the field; empty when valid."""
+    if not isinstance(values, dict):
+        return [f"{step.code}: expected an object of field values"]
+    problems = []
+    for code, value in values.items():
+        field = step.field(code)
+        where = f"{step.code}.{code}"
+        if field is None:
+            known = ", ".join(f.code for f in step.fields)
+            problems.append(f"{where}: unknown field (fields of {step.code}: {known})")
+            continue
+        if value is None:
+            continue
+        problems += [f"{where}: {p}" for p in _check(field, value)]
+    for field in step.entry_fields:
+        # A field asked only for some answers (shown_if) is required only when asked.
+        if field.required and field.shown_for(values) and values.get(field.code) is None:
+            problems.append(f"{step.code}.{field.code}: required")
+    return problems
+
+
+def _check(field, value: Any) -> list[str]:
+    unit = f" {field.unit}" if field.unit else ""
+    if field.kind in ("decimal", "integer"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return [f"expected a number, got {value!r}"]
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            return [f"expected a finite number, got {value!r}"[:120]]
+        if field.kind == "integer" and not float(value).is_integer():
+            return [f"expected a whole number, got {value!r}"]
+        if field.min_value is not None and value < field.min_value:
+            return [
+                f"{value} is below the plausible minimum {format_number(field.min_value)}{unit}"
+            ]
+        if field.max_value is not None and value > field.max_value:
+            return [
+                f"{value} is above the plausible maximum {format_number(field.max_value)}{unit}"
+            ]
+        return []
+    if field.kind == "boolean":
+        return [] if isinstance(value, bool) else [f"expected true or false, got {value!r}"]
+    allowed = [c[0] for c in field.choices]
+    if field.kind == "choice":
+        return [] if value in allowed else [f"{value!r} is not one of {', '.join(allowed)}"]
+    if field.kind == "multi_choice":
+        if not isinstance(value, list) or any(v not in allowed for v in value):
+            return [f"expected a list of {', '.join(allowed)}"]
+        return []
+    if field.kind == "date":
+        try:
+            day = date.fromisoformat(value)
+        except (TypeError, ValueError):
+            return [f"expected a date as YYYY-MM-DD, got {value!r}"]
+        return ["is in the future"] if day > date.today() else []
+    if not isinstance(value, str):
+        return [f"expected text, got {value!r}"]
+    return []

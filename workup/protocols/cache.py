@@ -1,0 +1,110 @@
+"""Load a protocol version from the database as a ProtocolSpec, cached per process.
+
+A published protocol is immutable, so its spec is built once per process (a
+handful of queries) and then served from memory; drafts are read afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from workup.core.spec import ProtocolSpec, natural_code_key
+from workup.models import Protocol
+from workup.protocols import spec_rows
+
+_cache: dict[tuple[int, str, int], ProtocolSpec] = {}
+_lock = threading.Lock()
+# Which versions are released changes only when an admin publishes one; lists (the
+# worklist's step filter, the export's version choice) may learn of it this late.
+PUBLISHED_LIST_TTL_SECONDS = 30
+_published: tuple[float, tuple[Protocol, ...]] | None = None
+
+
+def clear_cache() -> None:
+    global _published
+    with _lock:
+        _cache.clear()
+        _published = None
+
+
+def released_protocols() -> tuple[Protocol, ...]:
+    """Every published or retired version, newest first per code; read at most every TTL."""
+    global _published
+    now = time.monotonic()
+    cached = _published
+    if cached is not None and now - cached[0] < PUBLISHED_LIST_TTL_SECONDS:
+        return cached[1]
+    protocols = tuple(
+        Protocol.objects.exclude(status=Protocol.Status.DRAFT).order_by("code", "-version")
+    )
+    with _lock:
+        _published = (now, protocols)
+    return protocols
+
+
+def newest_published(code: str) -> Protocol | None:
+    """For lists only; a new workup is pinned to the database's answer (services)."""
+    return next(
+        (p for p in released_protocols() if p.code == code and p.status == p.Status.PUBLISHED),
+        None,
+    )
+
+
+def get_spec(protocol: Protocol) -> ProtocolSpec:
+    key = (protocol.pk, protocol.code, protocol.version)
+    if protocol.status == Protocol.Status.DRAFT:
+        return build_spec(protocol)
+    spec = _cache.get(key)
+    if spec is None:
+        spec = build_spec(protocol)
+        with _lock:
+            _cache[key] = spec
+    return spec
+
+
+def build_spec(protocol: Protocol) -> ProtocolSpec:
+    steps = list(protocol.stepdefinition_set.order_by("order", "code").prefetch_related("fields"))
+    rules = protocol.rule_set.select_related("target_step").order_by("priority", "code")
+    sources = list(protocol.protocolsource_set.all())
+    disagreements = sorted(
+        protocol.disagreement_set.select_related("step"), key=lambda d: natural_code_key(d.code)
+    )
+    return ProtocolSpec(
+        id=protocol.pk,
+        code=protocol.code,
+        version=protocol.version,
+        title=protocol.title,
+        status=protocol.status,
+        disclaimer=protocol.disclaimer,
+        steps=tuple(
+            spec_rows.step_spec(
+                spec_rows.from_instance(s),
+                [
+                    spec_rows.field_spec(spec_rows.from_instance(f))
+                    for f in sorted(s.fields.all(), key=lambda f: (f.order, f.code))
+                ],
+            )
+            for s in steps
+        ),
+        calculations=tuple(
+            spec_rows.calculation_spec(spec_rows.from_instance(c))
+            for c in protocol.calculation_set.order_by("order", "code")
+        ),
+        rules=tuple(
+            spec_rows.rule_spec(
+                spec_rows.from_instance(r), r.target_step.code if r.target_step else None
+            )
+            for r in rules
+        ),
+        criteria=tuple(
+            spec_rows.criterion_spec(spec_rows.from_instance(c))
+            for c in protocol.criterionitem_set.order_by("order", "code")
+        ),
+        disagreements=tuple(
+            spec_rows.disagreement_spec(spec_rows.from_instance(d), d.step.code if d.step else None)
+            for d in disagreements
+        ),
+        sources={s.code: s.citation for s in sources},
+        source_urls={s.code: s.url for s in sources if s.url},
+    )

@@ -1,0 +1,3 @@
+"""The pages, one module per page family; thin: fetch through web.access, read
+through workup.reads, write through workup.records, render.
+"""
