@@ -6,6 +6,7 @@
 - `publish()` refuses while the draft is invalid or any case of its library
   fails, then retires the previously published version: new workups get the
   new one (`reads.current_protocol()`), workups in progress stay pinned.
+
 Moving a workup to a newer version is a clinical write: records/move.py.
 """
 
