@@ -141,3 +141,17 @@ def record(workup, user, step_code, values, performed_on=None):
         user=user,
         expected_version=workup.version,
     )
+
+
+def worked_up(workup, user):
+    """Part-way: history, skin, a baseline tryptase and a positive blood KIT."""
+    record(workup, user, "history", {"mediator_symptoms": True, "anaphylaxis": True})
+    record(workup, user, "skin_exam", {"typical_lesions": True, "darier_sign": "positive"})
+    record(workup, user, "serum_tryptase", {"value_ng_ml": 32.5, "is_baseline": True})
+    record(
+        workup,
+        user,
+        "kit_d816v_peripheral_blood",
+        {"result": "positive", "method": "ddpcr", "high_sensitivity": True},
+    )
+    return workup

@@ -1,7 +1,10 @@
-"""Query budgets per page (issue 6), each measured at two sizes and required to be equal.
+"""Every query budget of the app in one place (issues 6 and 14); other tests import them.
+
+The table REQUEST_BUDGETS counts each page and each save of one worked-up workup.
+The seeded test below measures the pages at two sizes and requires the counts equal:
 
 - worklist <= 4 (first page, last page, a search, a step filter): 10 and 1,010 patients
-- checklist <= 5 (built) and 4 (built before), step form <= 5, summary <= 6:
+- checklist <= 5 (built) and 4 (built before), step form <= 5, summary <= 5:
   1 and 50 step records, among 10 and 1,010 patients
 
 Patients come from `seed_demo` (bulk, every workup stage); the counted requests run
@@ -22,14 +25,16 @@ from workup.models import Patient, Site, Workup
 from workup.records import writes
 from workup.web import page_cache
 
-from .conftest import record
+from .conftest import record, worked_up
 from .factories import PatientFactory
 
 WORKLIST_BUDGET = 4
 CHECKLIST_BUDGET = 5
 CHECKLIST_BUILT_BEFORE_BUDGET = 4
 STEP_FORM_BUDGET = 5
-SUMMARY_BUDGET = 6
+SUMMARY_BUDGET = 5
+STEP_SAVE_BUDGET = 24
+MARK_SAVE_BUDGET = 24
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +128,78 @@ def test_page_queries_are_within_budget_and_do_not_grow_with_data(client, clinic
     assert pages_at_10["checklist"][0] <= CHECKLIST_BUILT_BEFORE_BUDGET
     assert pages_at_10["step form"][0] <= STEP_FORM_BUDGET
     assert pages_at_10["summary"][0] <= SUMMARY_BUDGET
+
+
+# --- one table: every page and every save of a worked-up workup ----------------------------
+#
+# (name, method, route, step code or None, budget). The counted request runs after one
+# warm-up request, as a running server has its protocol cache; a save is counted on its
+# own, without following the redirect to the checklist (itself counted above).
+REQUEST_BUDGETS = [
+    ("worklist", "get", "worklist", None, WORKLIST_BUDGET),
+    ("checklist", "get", "checklist", None, CHECKLIST_BUILT_BEFORE_BUDGET),
+    ("step form", "get", "step_form", "serum_tryptase", STEP_FORM_BUDGET),
+    ("summary", "get", "workup_summary", None, SUMMARY_BUDGET),
+    ("summary PDF", "get", "workup_summary_pdf", None, SUMMARY_BUDGET),
+    ("step save", "post", "step_form", "serum_tryptase", STEP_SAVE_BUDGET),
+    ("mark save", "post", "step_mark", "urine_mediators", MARK_SAVE_BUDGET),
+]
+
+
+def worked_up_workup(site: Site, user) -> Workup:
+    patient = PatientFactory(site=site, birth_date=date(1970, 3, 1))
+    workup = worked_up(writes.open_workup(patient=patient, user=user), user)
+    workup.refresh_from_db()
+    return workup
+
+
+def save_data(method: str, route: str, workup: Workup) -> dict | None:
+    """A valid save with the workup's current version token (a fresh one per request)."""
+    if method == "get":
+        return None
+    workup.refresh_from_db()
+    common = {"workup_version": workup.version, "loaded_at": "0"}
+    if route == "step_mark":
+        return common | {"status": "declined", "reason": "Declined in clinic."}
+    return common | {"value_ng_ml": "21.5", "is_baseline": "no", "performed_on": "2025-06-01"}
+
+
+def count_request(client, method: str, url: str, workup: Workup, route: str) -> int:
+    send = getattr(client, method)
+    expected = 200 if method == "get" else 302
+    # Warm-up: the protocol cache and the session, as a running server has them.
+    assert send(url, save_data(method, route, workup)).status_code == expected, url
+    if route == "step_mark":  # a second mark is refused; clear it so the counted one saves
+        workup.refresh_from_db()
+        client.post(
+            reverse("step_unmark", args=[workup.pk, "urine_mediators"]),
+            {"workup_version": workup.version},
+        )
+    data = save_data(method, route, workup)
+    with CaptureQueriesContext(connection) as captured:
+        response = send(url, data)
+    assert response.status_code == expected, (url, response.status_code)
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "route", "step_code", "budget"),
+    REQUEST_BUDGETS,
+    ids=[row[0] for row in REQUEST_BUDGETS],
+)
+def test_every_request_of_a_worked_up_workup_is_within_its_budget(
+    client, clinician_a, site_a, name, method, route, step_code, budget
+):
+    client.force_login(clinician_a)
+    workup = worked_up_workup(site_a, clinician_a)
+    if route == "worklist":
+        url = reverse(route)
+    elif step_code:
+        url = reverse(route, args=[workup.pk, step_code])
+    else:
+        url = reverse(route, args=[workup.pk])
+
+    used = count_request(client, method, url, workup, route)
+
+    print(f"\nqueries: {name} {used} (budget {budget})")
+    assert used <= budget, f"{name}: {used} queries, budget {budget}"

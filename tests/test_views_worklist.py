@@ -18,13 +18,13 @@ from workup.records import writes
 
 from .conftest import record
 from .factories import PatientFactory
+from .test_query_budgets import WORKLIST_BUDGET
 
 WORKLIST = "/"
 SEARCH = "/search/"
 NEW_PATIENT = "/patients/new/"
 # The budget: session, user, memberships, one page (tests/test_query_budgets.py
 # checks it at 10 and 1,000 patients).
-MAX_WORKLIST_QUERIES = 4
 
 
 @pytest.fixture
@@ -319,7 +319,7 @@ def test_the_worklist_query_count_is_bounded_and_does_not_grow_with_patients(
             {"value_ng_ml": 25.0, "is_baseline": True},
         )
     with_five = count_worklist_queries(as_clinician)
-    with django_assert_max_num_queries(MAX_WORKLIST_QUERIES):
+    with django_assert_max_num_queries(WORKLIST_BUDGET):
         as_clinician.get(WORKLIST)
 
     for _ in range(35):

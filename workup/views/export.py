@@ -23,7 +23,7 @@ from workup.exports.loading import iter_exports, load_export
 from workup.models import AuditEvent, Protocol, Workup
 from workup.protocols.cache import get_spec
 from workup.queries.worklist import parse_step_filter, search_q
-from workup.views.pages import SEARCH_SESSION_KEY
+from workup.views.worklist import SEARCH_SESSION_KEY
 from workup.web.access import get_workup_for_user, sites_for_user, workups_for_user
 
 TRUE_VALUES = ("1", "true", "yes", "on")

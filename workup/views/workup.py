@@ -1,195 +1,32 @@
-"""Thin views: fetch through access helpers, call services, render."""
+"""One workup: its checklist, a step's form, marks (declined, done elsewhere) and the
+adult-pathway choice. Every save goes through records.writes; a refused save (someone
+saved first) shows what changed and keeps what this user typed."""
 
 from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
-from django.db import connection, transaction
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from workup import reads
 from workup.audit import trail
 from workup.core.checklist import record_values
 from workup.models import AuditEvent, StepMark
-from workup.protocols.cache import get_spec, newest_published
-from workup.queries.keyset import Cursor
-from workup.queries.worklist import parse_step_filter, worklist_page
+from workup.protocols.cache import get_spec
 from workup.records import writes
 from workup.views.audit import changes_since
 from workup.web import page_cache
-from workup.web.access import (
-    can_write,
-    can_write_workup,
-    get_patient_for_user,
-    get_workup_for_user,
-    require_write,
-    require_write_workup,
-    site_access,
-    sites_for_user,
-    writable_sites_for_user,
-)
-from workup.web.forms import AdultPathwayForm, MarkForm, PatientForm, SearchForm, StepForm
+from workup.web.access import can_write_workup, get_workup_for_user, require_write_workup
+from workup.web.forms import AdultPathwayForm, MarkForm, StepForm
 
-SEARCH_SESSION_KEY = "worklist_search"
 # Only decides whether to offer the adult-pathway override (D14); the rules use
 # the protocol's own definition of adult.
 ADULT_AGE_YEARS = 18
-
-
-@login_not_required
-@require_GET
-@never_cache
-def healthz(request):
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception:  # noqa: BLE001 - any database failure means "not healthy"
-        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
-
-
-@require_GET
-def about(request):
-    """What the checklist is and is not. No patient data: the lightest signed-in page."""
-    return render(request, "workup/about.html")
-
-
-@require_GET
-def worklist(request):
-    """Four queries whatever the number of patients: session, user, memberships, one page."""
-    # The search term lives in the session, not in the URL: patient identifiers
-    # never appear in query strings (and so never in proxy or server logs).
-    search = request.session.get(SEARCH_SESSION_KEY, "")
-    step_choices = _step_choices()
-    step_filter = request.GET.get("step", "")
-    # "bone_marrow_biopsy" filters on suggested, "not_yet:bone_marrow_biopsy" on not yet.
-    step_code, step_state = parse_step_filter(step_filter, dict(step_choices))
-    if not step_code:
-        step_filter = ""
-    access = site_access(request.user)
-    page = worklist_page(
-        site_ids=access.site_ids,
-        search=search,
-        step_code=step_code,
-        step_state=step_state,
-        cursor=Cursor.from_query(request.GET),
-        size=settings.WORKLIST_PAGE_SIZE,
-    )
-    sites = {site.pk: site for site in access.sites}
-    titles = dict(step_choices)
-    rows = []
-    for patient in page.rows:
-        suggested = [titles.get(code, code) for code in patient.suggested_steps or ()]
-        not_yet = [titles.get(code, code) for code in patient.not_yet_steps or ()]
-        rows.append((patient, sites.get(patient.site_id), suggested, not_yet))
-    return render(
-        request,
-        "workup/worklist.html",
-        {
-            "page": page,
-            "rows": rows,
-            "search_form": SearchForm(initial={"q": search}),
-            "search": search,
-            "step_filter": step_filter,
-            "step_choices": step_choices,
-            "can_create": access.can_write_somewhere,
-            "site_access": access,
-        },
-    )
-
-
-def _step_choices():
-    protocol = newest_published(reads.DEFAULT_PROTOCOL_CODE)
-    if protocol is None:
-        return []
-    return [(step.code, step.title) for step in get_spec(protocol).steps]
-
-
-@require_POST
-def worklist_search(request):
-    form = SearchForm(request.POST)
-    term = form.cleaned_data["q"].strip() if form.is_valid() else ""
-    if "clear" in request.POST or not term:
-        request.session.pop(SEARCH_SESSION_KEY, None)
-    else:
-        request.session[SEARCH_SESSION_KEY] = term
-    return redirect("worklist")
-
-
-@require_http_methods(["GET", "POST"])
-def patient_new(request):
-    sites = writable_sites_for_user(request.user)
-    if not sites.exists():
-        from django.core.exceptions import PermissionDenied
-
-        raise PermissionDenied("You have no site where you may add patients.")
-    form = PatientForm(request.POST or None, sites=sites)
-    if request.method == "POST" and form.is_valid():
-        patient = form.save(commit=False)
-        patient.created_by = request.user
-        with transaction.atomic():  # the patient and its audit row, or neither
-            patient.save()
-        messages.success(request, f"Patient {patient} added.")
-        return redirect("patient_detail", patient_id=patient.pk)
-    return render(
-        request,
-        "workup/patient_form.html",
-        {"form": form, "patient": None},
-        status=400 if form.errors else 200,
-    )
-
-
-@require_http_methods(["GET", "POST"])
-def patient_detail(request, patient_id: int):
-    patient = get_patient_for_user(request.user, patient_id)
-    writable = can_write(request.user, patient.site)
-    if request.method == "POST":
-        require_write(request.user, patient.site)
-    form = PatientForm(
-        request.POST or None,
-        instance=patient,
-        sites=writable_sites_for_user(request.user) if writable else sites_for_user(request.user),
-    )
-    if request.method == "POST" and form.is_valid():
-        with transaction.atomic():  # the change and its audit row, or neither
-            form.save()
-        messages.success(request, "Patient details saved.")
-        return redirect("patient_detail", patient_id=patient.pk)
-    if not writable:
-        for field in form.fields.values():
-            field.disabled = True
-        form.helper.inputs = []
-        form.helper.layout.fields.pop()
-    workups = patient.workups.select_related("protocol").order_by("-opened_at")
-    if request.method == "GET":
-        trail.record_access(request, AuditEvent.Action.VIEW, patient=patient)
-    return render(
-        request,
-        "workup/patient_detail.html",
-        {"form": form, "patient": patient, "workups": workups, "can_write": writable},
-        status=400 if request.method == "POST" and form.errors else 200,
-    )
-
-
-@require_POST
-def workup_open(request, patient_id: int):
-    patient = get_patient_for_user(request.user, patient_id)
-    require_write(request.user, patient.site)
-    try:
-        workup = writes.open_workup(patient=patient, user=request.user)
-    except reads.NoPublishedProtocol as exc:
-        messages.error(request, str(exc))
-        return redirect("patient_detail", patient_id=patient.pk)
-    return redirect("checklist", workup_id=workup.pk)
 
 
 @require_POST
@@ -298,22 +135,29 @@ def step_form(request, workup_id: int, step_code: str):
             record=editing,
         )
     except writes.WorkupConflict:
-        return _step_conflict(request, workup, step, form)
+        return _conflict_page(request, workup, step, form)
     _announce(request, step.title, result)
     return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
 
 
-def _step_conflict(request, workup, step, refused_form):
-    """Someone saved first: show what they changed, keep what this user typed, save nothing."""
+def _conflict_page(request, workup, step, refused_form, *, typed_mark=None):
+    """Someone saved first: show what they changed, keep what this user typed, save nothing.
+
+    A refused result keeps the typed values in the step form; a refused mark keeps the
+    chosen status and reason (`typed_mark`) and offers an empty step form.
+    """
     workup.refresh_from_db()
     state = reads.load_state(workup)
     since = refused_form.cleaned_data.get("loaded_at")
-    other_changes = changes_since(workup, since, state.spec)
-    data = request.POST.copy()
     # A fresh token: saving again now is a deliberate choice made after seeing the changes.
-    data["workup_version"] = str(workup.version)
-    data["loaded_at"] = str(time.time())
-    form = StepForm(data, step=step, birth_date=workup.patient.birth_date)
+    fresh = {"workup_version": str(workup.version), "loaded_at": str(time.time())}
+    if typed_mark is None:
+        data = request.POST.copy()
+        for name, value in fresh.items():
+            data[name] = value  # replaces; QueryDict.update would append
+        form = StepForm(data, step=step, birth_date=workup.patient.birth_date)
+    else:
+        form = StepForm(initial=fresh, step=step, birth_date=workup.patient.birth_date)
     return _render_step_page(
         request,
         workup,
@@ -322,7 +166,8 @@ def _step_conflict(request, workup, step, refused_form):
         form,
         _editable_record(step, state),
         status=409,
-        conflict=other_changes,
+        conflict=changes_since(workup, since, state.spec),
+        mark_typed=typed_mark,
     )
 
 
@@ -377,32 +222,9 @@ def step_mark(request, workup_id: int, step_code: str):
             expected_version=form.cleaned_data["workup_version"],
         )
     except writes.WorkupConflict:
-        return _mark_conflict(request, workup, step, form)
+        return _conflict_page(request, workup, step, form, typed_mark=form.cleaned_data)
     _announce(request, step.title, result)
     return redirect(reverse("checklist", args=[workup.pk]) + f"#step-{step.code}")
-
-
-def _mark_conflict(request, workup, step, refused_form):
-    """As for results: list what changed, keep the chosen status and the typed reason."""
-    workup.refresh_from_db()
-    state = reads.load_state(workup)
-    since = refused_form.cleaned_data.get("loaded_at")
-    form = StepForm(
-        initial={"workup_version": workup.version, "loaded_at": time.time()},
-        step=step,
-        birth_date=workup.patient.birth_date,
-    )
-    return _render_step_page(
-        request,
-        workup,
-        state,
-        step,
-        form,
-        _editable_record(step, state),
-        status=409,
-        conflict=changes_since(workup, since, state.spec),
-        mark_typed=refused_form.cleaned_data,
-    )
 
 
 @require_POST
