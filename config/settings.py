@@ -210,3 +210,6 @@ CONTENT_SECURITY_POLICY = {
 
 # Worklist page size.
 WORKLIST_PAGE_SIZE = env.int("WORKLIST_PAGE_SIZE", default=25)
+# The protocol (by code) used where none is named: new workups, the worklist's step
+# filter, exports and commands. The protocol itself is data (fixtures/, the admin).
+WORKUP_DEFAULT_PROTOCOL = env.str("WORKUP_DEFAULT_PROTOCOL", default="mastocytosis")

@@ -33,8 +33,10 @@ CHECKLIST_BUDGET = 5
 CHECKLIST_BUILT_BEFORE_BUDGET = 4
 STEP_FORM_BUDGET = 5
 SUMMARY_BUDGET = 5
-STEP_SAVE_BUDGET = 24
-MARK_SAVE_BUDGET = 24
+# Saves, as measured (SQLite 24, PostgreSQL 25: the audit chain's advisory lock); issue 14
+# aims lower.
+STEP_SAVE_BUDGET = 25
+MARK_SAVE_BUDGET = 25
 
 pytestmark = pytest.mark.django_db
 

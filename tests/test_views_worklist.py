@@ -462,6 +462,20 @@ def test_opening_a_workup_pins_the_published_protocol(as_clinician, clinician_a,
     assert f"version {workup.protocol.version}" in checklist
 
 
+def test_the_protocol_a_workup_opens_with_is_configuration_not_code(
+    as_clinician, patient_a, settings
+):
+    settings.WORKUP_DEFAULT_PROTOCOL = "no-such-protocol"
+
+    response = as_clinician.post(reverse("workup_open", args=[patient_a.pk]), follow=True)
+
+    assert response.status_code == 200
+    assert "No published version of protocol &#x27;no-such-protocol&#x27;." in (
+        response.content.decode()
+    )
+    assert not Workup.objects.filter(patient=patient_a).exists()
+
+
 def test_opening_twice_reuses_the_open_workup(as_clinician, patient_a):
     url = reverse("workup_open", args=[patient_a.pk])
 

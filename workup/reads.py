@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.conf import settings
 from django.utils import timezone
 
 from workup.core import checklist as checklist_builder
@@ -20,7 +21,12 @@ from workup.models import Protocol, StepRecord, Workup
 from workup.protocols.cache import get_spec
 from workup.queries.marks import MarkRow, mark_rows, mark_rows_from_models, user_name
 
-DEFAULT_PROTOCOL_CODE = "mastocytosis"
+
+def default_protocol_code() -> str:
+    """The protocol a new workup, the worklist's step filter and the exports use when
+    none is named: configuration (WORKUP_DEFAULT_PROTOCOL), not code, so the code
+    names no disease and a site running another protocol changes one setting."""
+    return settings.WORKUP_DEFAULT_PROTOCOL
 
 
 class NoPublishedProtocol(Exception):
@@ -115,7 +121,8 @@ def load_read_state(workup: Workup) -> WorkupState:
     return load_state(workup, marks=mark_rows(workup.marks_json))
 
 
-def current_protocol(code: str = DEFAULT_PROTOCOL_CODE) -> Protocol:
+def current_protocol(code: str | None = None) -> Protocol:
+    code = code or default_protocol_code()
     protocol = (
         Protocol.objects.filter(code=code, status=Protocol.Status.PUBLISHED)
         .order_by("-version")

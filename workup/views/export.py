@@ -44,7 +44,7 @@ def wants_identifiers(request) -> bool:
 
 def _protocol(request) -> Protocol:
     """`?protocol=CODE&version=N`; by default the current published version."""
-    code = _slug_param(request, "protocol", reads.DEFAULT_PROTOCOL_CODE)
+    code = _slug_param(request, "protocol", reads.default_protocol_code())
     version = request.GET.get("version", "")
     if not version:
         try:

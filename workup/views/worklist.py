@@ -61,7 +61,7 @@ def worklist(request):
 
 
 def _step_choices():
-    protocol = newest_published(reads.DEFAULT_PROTOCOL_CODE)
+    protocol = newest_published(reads.default_protocol_code())
     if protocol is None:
         return []
     return [(step.code, step.title) for step in get_spec(protocol).steps]

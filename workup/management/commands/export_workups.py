@@ -34,7 +34,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--site", required=True, help="Site code.")
         parser.add_argument(
-            "--protocol", default=reads.DEFAULT_PROTOCOL_CODE, help="Protocol code."
+            "--protocol", default=reads.default_protocol_code(), help="Protocol code."
         )
         parser.add_argument(
             "--version", type=int, help="Protocol version (default: the current published one)."

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from workup.core.cases import InvalidCase, suggest
 from workup.protocols.cache import get_spec
-from workup.reads import DEFAULT_PROTOCOL_CODE, NoPublishedProtocol, current_protocol
+from workup.reads import NoPublishedProtocol, current_protocol, default_protocol_code
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("cases", help="JSON file with a list of cases, or - for stdin.")
-        parser.add_argument("--protocol", default=DEFAULT_PROTOCOL_CODE)
+        parser.add_argument("--protocol", default=default_protocol_code())
 
     def handle(self, *args, cases: str, protocol: str, **options):
         try:
