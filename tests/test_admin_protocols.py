@@ -9,7 +9,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from workup import reads
-from workup.models import Calculation, Membership, Protocol, ProtocolCase, Rule, Workup
+from workup.models import (
+    Calculation,
+    Membership,
+    Protocol,
+    ProtocolCase,
+    Rule,
+    TrendSeries,
+    Workup,
+)
 from workup.protocols import versions
 
 from .conftest import VIGNETTES
@@ -418,3 +426,41 @@ def test_the_user_list_shows_roles(client, superuser, clinician_a, protocol_admi
     client.force_login(superuser)
     page = client.get(reverse("admin:auth_user_changelist")).content.decode()
     assert "Clinician at North Clinic" in page and "Protocol admins" in page
+
+
+# Criterion groups and trend series are protocol data ------------------------------------
+
+
+@pytest.mark.parametrize("model", ["criteriongroup", "trendseries"])
+def test_a_protocol_admin_manages_groups_and_trend_series(as_protocol_admin, v1, model):
+    url = reverse(f"admin:workup_{model}_changelist")
+    response = as_protocol_admin.get(url, {"protocol__id__exact": v1.pk})
+    assert response.status_code == 200
+    assert {"criteriongroup": "SM items", "trendseries": "Not baseline"}[model] in (
+        response.content.decode()
+    )
+    assert as_protocol_admin.get(reverse(f"admin:workup_{model}_add")).status_code == 200
+
+
+def test_a_trend_series_on_a_yes_no_field_is_refused_on_its_field(as_protocol_admin, draft):
+    series = TrendSeries.objects.get(protocol=draft, code="baseline")
+    url = change_url(series)
+    response = as_protocol_admin.post(
+        url, form_data(as_protocol_admin.get(url), field_code="is_baseline")
+    )
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["field_code"]
+    assert error.startswith("trend series baseline: field_code 'is_baseline' must name a number")
+    series.refresh_from_db()
+    assert series.field_code == "value_ng_ml"
+
+
+def test_a_new_draft_copies_groups_and_series_onto_its_own_steps(v1, draft):
+    assert list(draft.criteriongroup_set.values_list("code", "counts_label")) == list(
+        v1.criteriongroup_set.values_list("code", "counts_label")
+    )
+    copied = {s.code: s for s in draft.trendseries_set.select_related("step")}
+    assert set(copied) == {"baseline", "not-baseline", "acute"}
+    assert {s.step.protocol_id for s in copied.values()} == {draft.pk}
+    assert copied["acute"].step.code == "acute_tryptase"
+    assert copied["acute"].detail_fields == [["hours_after_onset", "after onset"]]

@@ -6,6 +6,7 @@ from workup.core import engine
 from workup.core.engine import PatientInput, RecordInput, build_facts, evaluate
 from workup.core.spec import (
     CalculationSpec,
+    CriterionGroupSpec,
     CriterionSpec,
     DisagreementSpec,
     FieldSpec,
@@ -85,6 +86,7 @@ SPEC = ProtocolSpec(
         ),
         RuleSpec("T9", "Done is done", "housekeeping", None, {}, "r", "[S1]"),
     ),
+    criterion_groups=(CriterionGroupSpec("sm", "Lab items", counts_label="lab items"),),
     criteria=(
         CriterionSpec(
             "C1",

@@ -308,3 +308,21 @@ def test_diff_protocol_names_a_changed_threshold_and_other_changes(draft):
 
 def test_diff_of_identical_versions_is_empty(draft):
     assert "0 change(s)" in run("diff_protocol", "mastocytosis", "1", "2")
+
+
+def test_check_protocol_finds_unknown_groups_and_broken_trend_series(tmp_path):
+    rows = shipped_copy()
+    row(rows, "workup.criterionitem", "sm_major")["fields"]["group"] = "labs"
+    row(rows, "workup.trendseries", "baseline")["fields"]["field_code"] = "is_baseline"
+    row(rows, "workup.trendseries", "acute")["fields"]["marker"] = "star"
+    row(rows, "workup.trendseries", "not-baseline")["fields"]["detail_fields"] = [["nothing", "x"]]
+    row(rows, "workup.protocol", "mastocytosis")["fields"]["trend_title"] = ""
+    out = check(tmp_path, rows)
+    assert "criterion sm_major: unknown group 'labs' (known: b_finding, c_finding, fact" in out
+    assert (
+        "trend series baseline: field_code 'is_baseline' must name a number field of "
+        "step serum_tryptase" in out
+    )
+    assert "trend series acute: unknown marker 'star'" in out
+    assert "trend series not-baseline: detail_fields entry ['nothing', 'x'] must be" in out
+    assert "protocol: trend series need a trend title (the chart's heading)" in out

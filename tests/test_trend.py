@@ -1,4 +1,7 @@
-"""The tryptase trend: records -> points -> chart coordinates (pure, no database)."""
+"""The print's trend chart, drawn from the protocol's trend series (pure, no database).
+
+The series here are the shipped protocol's: serum tryptase over time.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,13 @@ from datetime import date
 import pytest
 
 from workup.core.checklist import RecordView
+from workup.core.spec import TrendSeriesSpec
 from workup.printing.trend import (
-    TRYPTASE_SERIES,
     X_LABEL_WIDTH,
-    SeriesSpec,
     TrendPoint,
     build_chart,
     nice_ticks,
-    tryptase_trend,
+    trend_chart,
 )
 
 
@@ -36,7 +38,7 @@ def acute(day, value, hours=None, record_id=None):
 
 
 def by_key(chart):
-    return {s.series.key: s for s in chart.series}
+    return {s.series.code: s for s in chart.series}
 
 
 def test_there_is_no_chart_without_a_tryptase_value(spec):
@@ -44,8 +46,8 @@ def test_there_is_no_chart_without_a_tryptase_value(spec):
         id=1, step_code="cbc_diff", values={"hemoglobin_g_dl": 13.0}, performed_on=None
     )
 
-    assert tryptase_trend(spec, []) is None
-    assert tryptase_trend(spec, [other]) is None
+    assert trend_chart(spec, []) is None
+    assert trend_chart(spec, [other]) is None
 
 
 def test_every_value_is_a_point_in_date_order_whatever_the_record_order(spec):
@@ -56,7 +58,7 @@ def test_every_value_is_a_point_in_date_order_whatever_the_record_order(spec):
         serum(date(2026, 2, 1), 14.0, baseline=False, record_id=4),
     ]
 
-    chart = tryptase_trend(spec, records)
+    chart = trend_chart(spec, records)
 
     assert [p.day for p in chart.points] == [
         date(2026, 1, 10),
@@ -64,11 +66,12 @@ def test_every_value_is_a_point_in_date_order_whatever_the_record_order(spec):
         date(2026, 2, 1),
         date(2026, 3, 1),
     ]
-    assert [p.series.key for p in chart.points] == ["baseline", "acute", "not-baseline", "baseline"]
+    series_codes = [p.series.code for p in chart.points]
+    assert series_codes == ["baseline", "acute", "not-baseline", "baseline"]
 
 
 def test_values_and_dates_are_formatted_as_everywhere_else(spec):
-    chart = tryptase_trend(spec, [acute(date(2026, 1, 5), 45.5, hours=2.0)])
+    chart = trend_chart(spec, [acute(date(2026, 1, 5), 45.5, hours=2.0)])
 
     (point,) = chart.points
     assert point.text == "45.5 ng/mL"
@@ -85,11 +88,11 @@ def test_a_record_without_a_number_is_not_drawn(spec):
         performed_on=date(2026, 1, 1),
     )
 
-    assert tryptase_trend(spec, [broken]) is None
+    assert trend_chart(spec, [broken]) is None
 
 
 def test_the_value_axis_starts_at_zero_and_covers_the_highest_value(spec):
-    chart = tryptase_trend(spec, [serum(date(2026, 1, 1), 9.0), serum(date(2026, 2, 1), 250.0)])
+    chart = trend_chart(spec, [serum(date(2026, 1, 1), 9.0), serum(date(2026, 2, 1), 250.0)])
 
     labels = [t.label for t in chart.y_ticks]
     assert labels[0] == "0"
@@ -104,7 +107,7 @@ def test_the_value_axis_starts_at_zero_and_covers_the_highest_value(spec):
 
 
 def test_later_values_lie_to_the_right_and_higher_values_above(spec):
-    chart = tryptase_trend(spec, [serum(date(2026, 1, 1), 10.0), serum(date(2026, 4, 1), 40.0)])
+    chart = trend_chart(spec, [serum(date(2026, 1, 1), 10.0), serum(date(2026, 4, 1), 40.0)])
 
     first, last = by_key(chart)["baseline"].points
     assert first.x < last.x
@@ -112,7 +115,7 @@ def test_later_values_lie_to_the_right_and_higher_values_above(spec):
 
 
 def test_time_is_to_scale(spec):
-    chart = tryptase_trend(
+    chart = trend_chart(
         spec,
         [
             serum(date(2026, 1, 1), 10.0),
@@ -126,7 +129,7 @@ def test_time_is_to_scale(spec):
 
 
 def test_a_single_value_sits_in_the_middle_with_one_date_label(spec):
-    chart = tryptase_trend(spec, [serum(date(2026, 1, 1), 10.0)])
+    chart = trend_chart(spec, [serum(date(2026, 1, 1), 10.0)])
 
     (point,) = by_key(chart)["baseline"].points
     assert point.x == pytest.approx((chart.left + chart.right) / 2, abs=0.1)
@@ -135,7 +138,7 @@ def test_a_single_value_sits_in_the_middle_with_one_date_label(spec):
 
 
 def test_only_baseline_values_are_joined_by_a_line(spec):
-    chart = tryptase_trend(
+    chart = trend_chart(
         spec,
         [
             serum(date(2026, 1, 1), 10.0),
@@ -155,14 +158,15 @@ def test_only_baseline_values_are_joined_by_a_line(spec):
     assert series["acute"].path == ""
 
 
-def test_series_are_told_apart_by_shape_and_fill_not_colour_alone():
-    shapes = {(s.marker, s.filled, s.connect) for s in TRYPTASE_SERIES}
+def test_series_are_told_apart_by_shape_and_fill_not_colour_alone(spec):
+    shapes = {(s.marker, s.filled, s.connect) for s in spec.trend_series}
 
-    assert len(shapes) == len(TRYPTASE_SERIES)
+    assert len(spec.trend_series) == 3
+    assert len(shapes) == len(spec.trend_series)
 
 
 def test_a_triangle_marker_surrounds_its_point(spec):
-    chart = tryptase_trend(spec, [acute(date(2026, 1, 1), 40.0)])
+    chart = trend_chart(spec, [acute(date(2026, 1, 1), 40.0)])
 
     (point,) = by_key(chart)["acute"].points
     corners = [tuple(map(float, c.split(","))) for c in point.triangle.split()]
@@ -174,7 +178,7 @@ def test_a_triangle_marker_surrounds_its_point(spec):
 def test_date_labels_never_overlap_and_keep_the_first_and_last_date(spec):
     records = [serum(date(2026, 1, day), 10.0 + day) for day in range(1, 29)]
 
-    chart = tryptase_trend(spec, records)
+    chart = trend_chart(spec, records)
 
     positions = [t.position for t in chart.x_ticks]
     assert positions == sorted(positions)
@@ -200,7 +204,7 @@ def test_value_ticks_are_round_numbers(high, expected):
 
 
 def test_build_chart_takes_any_series_definition():
-    weight = SeriesSpec("w", "Weight", "weight", "kg", connect=True)
+    weight = TrendSeriesSpec("w", "Weight", "weight", "kg", connect=True)
     points = [
         TrendPoint(weight, date(2026, 1, 1), 70.0, "70 kg"),
         TrendPoint(weight, date(2026, 1, 2), 71.0, "71 kg"),

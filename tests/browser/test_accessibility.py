@@ -25,7 +25,7 @@ from .support import (
 
 pytestmark = pytest.mark.browser
 PRINT_LANDMARKS = ("navigation", "main")  # the print summary: its toolbar, no site header
-PROTOCOL_MODELS = (  # as in workup/migrations/0002_roles.py
+PROTOCOL_MODELS = (  # as granted by migrations 0002_roles and 0011
     "protocol",
     "protocolsource",
     "stepdefinition",
@@ -34,6 +34,8 @@ PROTOCOL_MODELS = (  # as in workup/migrations/0002_roles.py
     "rule",
     "criterionitem",
     "disagreement",
+    "criteriongroup",
+    "trendseries",
 )
 
 

@@ -205,6 +205,7 @@ class CalculationForm(DraftCheckedForm):
 class CriterionForm(DraftCheckedForm):
     routes = (
         ("duplicate criterion '{code}'", "code"),
+        ("criterion {code}: unknown group", "group"),
         ("criterion {code} (WHO):", "who_logic"),
         ("criterion {code} (ICC):", "icc_logic"),
     )
@@ -215,6 +216,43 @@ class CriterionForm(DraftCheckedForm):
 
     def spec_without(self, before):
         return with_item(before, "criteria", self.original_code(), None)
+
+
+class CriterionGroupForm(DraftCheckedForm):
+    routes = (("duplicate criterion group '{code}'", "code"),)
+
+    def spec_after(self, before):
+        group = spec_rows.criterion_group_spec(self.value)
+        return with_item(before, "criterion_groups", self.original_code(), group)
+
+    def spec_without(self, before):
+        return with_item(before, "criterion_groups", self.original_code(), None)
+
+
+class TrendSeriesForm(DraftCheckedForm):
+    routes = (
+        ("duplicate trend series '{code}'", "code"),
+        ("trend series {code}: unknown step", "step"),
+        ("trend series {code}: field_code", "field_code"),
+        ("trend series {code}: unknown marker", "marker"),
+        ("trend series {code}: where_field", "where_field"),
+        ("trend series {code}: detail_fields", "detail_fields"),
+        ("protocol: trend series need a trend title", "code"),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.protocol() is not None and "step" in self.cleaned_data:
+            self._same_protocol("step", self.protocol())
+        return cleaned
+
+    def spec_after(self, before):
+        step = self.value("step")
+        series = spec_rows.trend_series_spec(self.value, step.code if step else None)
+        return with_item(before, "trend_series", self.original_code(), series)
+
+    def spec_without(self, before):
+        return with_item(before, "trend_series", self.original_code(), None)
 
 
 class DisagreementForm(DraftCheckedForm):

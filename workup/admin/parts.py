@@ -17,18 +17,21 @@ from workup.admin.forms import (
     CalculationForm,
     CaseForm,
     CriterionForm,
+    CriterionGroupForm,
     DisagreementForm,
     DraftCheckedFormSet,
     FieldForm,
     JSONTextField,
     RuleForm,
     StepForm,
+    TrendSeriesForm,
 )
 from workup.core.cases import run_case
 from workup.core.logic_text import logic_text
 from workup.core.validation import validate_protocol
 from workup.models import (
     Calculation,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
     FieldDefinition,
@@ -37,6 +40,7 @@ from workup.models import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    TrendSeries,
 )
 from workup.protocols.cache import build_spec, get_spec
 
@@ -267,6 +271,23 @@ class CalculationAdmin(LockedPartAdmin):
     @admin.display(description="Expression, in words")
     def expression_readable(self, calc):
         return readable(calc.expression)
+
+
+@admin.register(CriterionGroup)
+class CriterionGroupAdmin(LockedPartAdmin):
+    form = CriterionGroupForm
+    list_display = ["code", "title", "counts_label", "order", "protocol"]
+    list_filter = ["protocol"]
+    search_fields = ["code", "title"]
+
+
+@admin.register(TrendSeries)
+class TrendSeriesAdmin(LockedPartAdmin):
+    form = TrendSeriesForm
+    step_fields = ("step",)
+    list_display = ["code", "label", "step", "field_code", "marker", "connect", "order", "protocol"]
+    list_filter = ["protocol"]
+    search_fields = ["code", "label"]
 
 
 @admin.register(CriterionItem)

@@ -30,6 +30,7 @@ from workup.admin.forms import (
 from workup.admin.parts import JSON_FIELDS, LockedInlineMixin, short, warn_about_draft
 from workup.models import (
     Calculation,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
     FieldDefinition,
@@ -38,6 +39,7 @@ from workup.models import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    TrendSeries,
 )
 from workup.protocols import versions
 from workup.protocols.cache import get_spec
@@ -52,8 +54,10 @@ HISTORY_MODELS = (
     FieldDefinition,
     Calculation,
     Rule,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
+    TrendSeries,
     ProtocolCase,
 )
 
@@ -132,6 +136,8 @@ class ProtocolAdmin(SimpleHistoryAdmin):
         "published_at",
         "description",
         "disclaimer",
+        "trend_title",
+        "trend_value_label",
         "other_parts",
         "other_versions",
         "recent_changes",
@@ -187,7 +193,9 @@ class ProtocolAdmin(SimpleHistoryAdmin):
             return "–"
         links = [
             ("fielddefinition", "Fields", f"step__protocol__id__exact={protocol.pk}"),
+            ("criteriongroup", "WHO / ICC groups", f"protocol__id__exact={protocol.pk}"),
             ("criterionitem", "WHO / ICC items", f"protocol__id__exact={protocol.pk}"),
+            ("trendseries", "Trend series", f"protocol__id__exact={protocol.pk}"),
             ("disagreement", "Disagreements", f"protocol__id__exact={protocol.pk}"),
             ("protocolsource", "Sources", f"protocol__id__exact={protocol.pk}"),
             ("protocolcase", "Cases", f"protocol__id__exact={protocol.pk}"),
@@ -201,7 +209,9 @@ class ProtocolAdmin(SimpleHistoryAdmin):
                 for m, label in (
                     ("rule", "rule"),
                     ("calculation", "calculation"),
+                    ("criteriongroup", "WHO / ICC group"),
                     ("criterionitem", "WHO / ICC item"),
+                    ("trendseries", "trend series"),
                     ("disagreement", "disagreement"),
                     ("protocolsource", "source"),
                     ("protocolcase", "case"),

@@ -42,14 +42,6 @@ CRITERION_DISPLAY: dict[str | None, tuple[str, str]] = {
     None: ("–", ""),
 }
 
-CRITERION_GROUPS = (
-    ("sm", "SM items (bone marrow or another extracutaneous organ)"),
-    ("b_finding", "B-findings"),
-    ("c_finding", "C-findings"),
-    ("skin", "Skin items"),
-    ("fact", "Subtype-relevant facts (no labels)"),
-)
-
 # "[NCCN18]" or "[NCCN18, not re-read]": the key, then an authoring note never shown.
 SOURCE_REFERENCE = re.compile(r"\[([A-Za-z0-9-]+)[^\]]*\]")
 
@@ -204,8 +196,9 @@ class CriterionRow:
 
 @dataclass(frozen=True)
 class CriterionCounts:
-    """Counts of documented SM items per classification: D1, no label assigned."""
+    """Documented major and minor items of one group per classification; no label assigned."""
 
+    label: str
     who_major: int
     who_minor: int
     icc_major: int
@@ -219,7 +212,7 @@ class Checklist:
     sections: list[Section]
     derived: list[DerivedValue]
     criteria: list[tuple[str, list[CriterionRow]]]
-    counts: CriterionCounts
+    counts: list[CriterionCounts]
     general_disagreements: list[DisagreementSpec]
     errors: list[str]
     disclaimer: str
@@ -250,15 +243,6 @@ class Checklist:
     def progress_applicable(self) -> int:
         applicable = (engine.DONE, engine.SUGGESTED, engine.ORDERED, engine.DECLINED)
         return sum(1 for item in self.items if item.state in applicable)
-
-    @property
-    def marrow_assessed(self) -> bool:
-        return any(
-            row.who == engine.DOCUMENTED or row.who == engine.NOT_DOCUMENTED
-            for _, rows in self.criteria
-            for row in rows
-            if row.item.group == "sm"
-        )
 
 
 def build_checklist(
@@ -322,16 +306,20 @@ def build_checklist(
         for item in spec.criteria
     ]
     criteria = [
-        (title, [row for row in rows if row.item.group == group])
-        for group, title in CRITERION_GROUPS
-        if any(row.item.group == group for row in rows)
+        (group.title, [row for row in rows if row.item.group == group.code])
+        for group in spec.criterion_groups
+        if any(row.item.group == group.code for row in rows)
     ]
     checklist = Checklist(
         spec=spec,
         sections=sections,
         derived=derived,
         criteria=criteria,
-        counts=_count_sm_items(rows),
+        counts=[
+            _count_items(group.counts_label, [row for row in rows if row.item.group == group.code])
+            for group in spec.criterion_groups
+            if group.counts_label
+        ],
         general_disagreements=general,
         errors=list(evaluation.errors),
         disclaimer=spec.disclaimer or DEFAULT_DISCLAIMER,
@@ -363,20 +351,21 @@ def record_values(step: StepSpec, values: dict[str, Any]) -> list[ValueView]:
     ]
 
 
-def _count_sm_items(rows: list[CriterionRow]) -> CriterionCounts:
-    sm = [row for row in rows if row.item.group == "sm"]
-
+def _count_items(label: str, group: list[CriterionRow]) -> CriterionCounts:
     def count(kind: str, column: str) -> int:
         return sum(
-            1 for row in sm if row.item.kind == kind and getattr(row, column) == engine.DOCUMENTED
+            1
+            for row in group
+            if row.item.kind == kind and getattr(row, column) == engine.DOCUMENTED
         )
 
     return CriterionCounts(
+        label=label,
         who_major=count("major", "who"),
         who_minor=count("minor", "who"),
         icc_major=count("major", "icc"),
         icc_minor=count("minor", "icc"),
-        minor_total=sum(1 for row in sm if row.item.kind == "minor"),
+        minor_total=sum(1 for row in group if row.item.kind == "minor"),
     )
 
 

@@ -126,6 +126,36 @@ class CriterionSpec:
 
 
 @dataclass(frozen=True)
+class CriterionGroupSpec:
+    """A table of criterion items on the checklist, e.g. "B-findings"."""
+
+    code: str
+    title: str
+    # When set, the documented major and minor items of the group are counted under this name.
+    counts_label: str = ""
+
+
+@dataclass(frozen=True)
+class TrendSeriesSpec:
+    """One series of the print's trend chart: a numeric field of one step over time.
+
+    A record belongs to the first series whose step (and `where` value, if any) it matches.
+    """
+
+    code: str
+    label: str
+    step_code: str
+    field_code: str
+    marker: str = "circle"  # circle | triangle
+    filled: bool = True
+    connect: bool = False
+    where: tuple[str, Any] | None = None
+    # Other values of the record worth a word in the table: (field code, short label).
+    detail_fields: tuple[tuple[str, str], ...] = ()
+    glyph: str = "●"  # the marker as a character, for the legend and the table
+
+
+@dataclass(frozen=True)
 class DisagreementSpec:
     code: str
     title: str
@@ -144,11 +174,16 @@ class ProtocolSpec:
     calculations: tuple[CalculationSpec, ...] = ()
     rules: tuple[RuleSpec, ...] = ()
     criteria: tuple[CriterionSpec, ...] = ()
+    criterion_groups: tuple[CriterionGroupSpec, ...] = ()
     disagreements: tuple[DisagreementSpec, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
     source_urls: dict[str, str] = field(default_factory=dict)
     status: str = "published"
     disclaimer: str = ""
+    # The print's chart of values over time: its heading, its table's value column, its series.
+    trend_title: str = ""
+    trend_value_label: str = ""
+    trend_series: tuple[TrendSeriesSpec, ...] = ()
     id: int | None = None
 
     @cached_property

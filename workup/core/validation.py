@@ -18,6 +18,7 @@ PATIENT_VARIABLES = ("patient.age_years", "patient.sex", "patient.adult_pathway"
 RULE_ACTIONS = ("suggest", "not_indicated", "not_yet", "note", "housekeeping")
 FIELD_KINDS = ("decimal", "integer", "boolean", "choice", "multi_choice", "date", "text")
 RESERVED_STEP_CODES = ("patient", "done", "calc")
+TREND_MARKERS = ("circle", "triangle")
 
 
 def variables_in(expression: Any) -> tuple[set[str], list[str]]:
@@ -98,6 +99,8 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
     problems += _duplicates("rule", [r.code for r in spec.rules])
     problems += _duplicates("criterion", [c.code for c in spec.criteria])
     problems += _duplicates("disagreement", [d.code for d in spec.disagreements])
+    problems += _duplicates("criterion group", [g.code for g in spec.criterion_groups])
+    problems += _duplicates("trend series", [t.code for t in spec.trend_series])
 
     step_codes = {s.code for s in spec.steps}
     calc_codes = [c.code for c in spec.calculations]
@@ -183,13 +186,53 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
             if item.recorded in ({}, None, ""):
                 problems.append(f"{where} #{number}: needs 'recorded' (JSONLogic)")
             problems += check_expression(item.recorded, known, f"{where} #{number}")
+    group_codes = {g.code for g in spec.criterion_groups}
     for item in spec.criteria:
+        if item.group not in group_codes:
+            known_groups = ", ".join(sorted(group_codes)) or "none defined"
+            problems.append(
+                f"criterion {item.code}: unknown group '{item.group}' (known: {known_groups})"
+            )
         problems += check_expression(item.who_logic, known, f"criterion {item.code} (WHO)")
         problems += check_expression(item.icc_logic, known, f"criterion {item.code} (ICC)")
     for d in spec.disagreements:
         if d.step and d.step not in step_codes:
             problems.append(f"disagreement {d.code}: unknown step '{d.step}'")
         problems += check_expression(d.condition, known, f"disagreement {d.code}")
+    problems += _trend_problems(spec)
+    return problems
+
+
+def _trend_problems(spec: ProtocolSpec) -> list[str]:
+    """Each trend series must draw a number field of a known step."""
+    problems: list[str] = []
+    if spec.trend_series and not spec.trend_title:
+        problems.append("protocol: trend series need a trend title (the chart's heading)")
+    for series in spec.trend_series:
+        where = f"trend series {series.code}"
+        step = spec.steps_by_code.get(series.step_code)
+        if step is None:
+            problems.append(f"{where}: unknown step '{series.step_code}'")
+            continue
+        drawn = step.field(series.field_code)
+        if drawn is None or drawn.kind not in ("integer", "decimal"):
+            problems.append(
+                f"{where}: field_code '{series.field_code}' must name a number field of "
+                f"step {step.code}"
+            )
+        if series.marker not in TREND_MARKERS:
+            problems.append(f"{where}: unknown marker '{series.marker}'")
+        if series.where is not None and step.field(series.where[0]) is None:
+            problems.append(
+                f"{where}: where_field '{series.where[0]}' is not a field of step {step.code}"
+            )
+        for pair in series.detail_fields:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and step.field(pair[0])):
+                shown = list(pair) if isinstance(pair, tuple) else pair
+                problems.append(
+                    f"{where}: detail_fields entry {shown!r} must be "
+                    f"[field code of step {step.code}, short label]"
+                )
     return problems
 
 

@@ -13,6 +13,7 @@ from workup.models.clinical import (
 )
 from workup.models.protocol import (
     Calculation,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
     FieldDefinition,
@@ -22,12 +23,14 @@ from workup.models.protocol import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    TrendSeries,
     loading_version,
 )
 
 __all__ = [
     "AuditEvent",
     "Calculation",
+    "CriterionGroup",
     "CriterionItem",
     "Disagreement",
     "FieldDefinition",
@@ -41,6 +44,7 @@ __all__ = [
     "Site",
     "StepDefinition",
     "StepMark",
+    "TrendSeries",
     "StepRecord",
     "Workup",
     "WorkupSuggestion",

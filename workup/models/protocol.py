@@ -70,6 +70,17 @@ class Protocol(models.Model):
         blank=True,
         help_text="Shown on every checklist and print. Leave empty for the default wording.",
     )
+    trend_title = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Heading of the print's chart of values over time, e.g. "
+        "“Serum tryptase over time”. The chart is printed when the version has trend series.",
+    )
+    trend_value_label = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Heading of the value column in the table beside the chart, e.g. “Tryptase”.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
@@ -86,7 +97,16 @@ class Protocol(models.Model):
         return f"{self.title} (v{self.version}, {self.get_status_display().lower()})"
 
     # What publishing freezes. Only the status may move on (published -> retired).
-    CONTENT_FIELDS = ("code", "version", "title", "description", "disclaimer", "published_at")
+    CONTENT_FIELDS = (
+        "code",
+        "version",
+        "title",
+        "description",
+        "disclaimer",
+        "trend_title",
+        "trend_value_label",
+        "published_at",
+    )
 
     def save(self, *args, **kwargs):
         stored = None
@@ -459,15 +479,31 @@ class Rule(_ProtocolPart):
         return f"{self.code}: {self.title}"
 
 
+class CriterionGroup(_ProtocolPart):
+    """A table of WHO / ICC items on the checklist and the print, e.g. "B-findings"."""
+
+    title = models.CharField(max_length=200)
+    order = models.PositiveIntegerField()
+    counts_label = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="When set, the documented major and minor items of this group are counted "
+        "under this name below the tables, e.g. “SM items”.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="criterion_group_code_unique")
+        ]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class CriterionItem(_ProtocolPart):
     """A WHO 2022 / ICC 2022 item to document side by side. Never a verdict."""
-
-    class Group(models.TextChoices):
-        SM = "sm", "SM items"
-        B_FINDING = "b_finding", "B-findings"
-        C_FINDING = "c_finding", "C-findings"
-        SKIN = "skin", "Skin items"
-        FACT = "fact", "Subtype-relevant facts"
 
     class Kind(models.TextChoices):
         MAJOR = "major", "Major"
@@ -476,7 +512,9 @@ class CriterionItem(_ProtocolPart):
         FINDING = "finding", "Finding"
         FACT = "fact", "Fact"
 
-    group = models.CharField(max_length=20, choices=Group.choices)
+    group = models.SlugField(
+        max_length=60, help_text="Code of the version's criterion group the item is listed in."
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     label = models.CharField(max_length=300)
     order = models.PositiveIntegerField()
@@ -533,6 +571,51 @@ class Disagreement(_ProtocolPart):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.title}"
+
+
+class TrendSeries(_ProtocolPart):
+    """One series of the print's chart of values over time: a numeric field of one step.
+
+    A record belongs to the first series (by order) whose step, and `where` value if
+    set, it matches. Series are told apart by marker shape and fill, not colour alone.
+    """
+
+    class Marker(models.TextChoices):
+        CIRCLE = "circle", "Circle"
+        TRIANGLE = "triangle", "Triangle"
+
+    label = models.CharField(max_length=100, help_text="Shown in the legend and the table.")
+    order = models.PositiveIntegerField()
+    step = models.ForeignKey(StepDefinition, on_delete=models.CASCADE, related_name="trend_series")
+    field_code = models.SlugField(max_length=60, help_text="The step's numeric field drawn.")
+    where_field = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Only records whose field of this code holds the value below (e.g. is_baseline).",
+    )
+    where_value = models.JSONField(null=True, blank=True, help_text="e.g. true")
+    marker = models.CharField(max_length=10, choices=Marker.choices, default=Marker.CIRCLE)
+    filled = models.BooleanField(default=True)
+    connect = models.BooleanField(default=False, help_text="Join the points by a line.")
+    glyph = models.CharField(
+        max_length=4, default="●", help_text="The marker as a character: ● ○ ▲ △."
+    )
+    detail_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Other values worth a word in the table: [["hours_after_onset", "after onset"]].',
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="trend_series_code_unique")
+        ]
+        ordering = ["protocol", "order"]
+        verbose_name_plural = "trend series"
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class ProtocolCase(_ProtocolPart):
@@ -619,8 +702,10 @@ for _model in (
     FieldDefinition,
     Calculation,
     Rule,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
+    TrendSeries,
     ProtocolCase,
 ):
     pre_save.connect(

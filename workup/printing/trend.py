@@ -1,4 +1,7 @@
-"""The serum tryptase trend: records -> points -> chart coordinates and ticks.
+"""The print's trend chart: records -> points -> chart coordinates and ticks.
+
+Which values are drawn is protocol data (`ProtocolSpec.trend_series`, e.g. every
+serum tryptase value: baseline values joined by a line, other values as points).
 
 Pure: no ORM, no request, no drawing. The print template draws a small inline
 SVG from these numbers (vector graphics print sharply and need neither a script
@@ -12,11 +15,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from workup.core.checklist import RecordView, ValueView
 from workup.core.formatting import format_date, format_number, format_value
-from workup.core.spec import ProtocolSpec
+from workup.core.spec import ProtocolSpec, TrendSeriesSpec
 
 # Chart geometry, in SVG user units (the template scales the drawing to its box).
 WIDTH = 360.0
@@ -33,58 +35,8 @@ Y_TICK_TARGET = 4
 
 
 @dataclass(frozen=True)
-class SeriesSpec:
-    """Which records make one series of the chart and how its points are marked.
-
-    Series differ by marker shape and fill, not by colour alone. A record goes to
-    the first series whose step (and `where` value, if any) it matches.
-    """
-
-    key: str
-    label: str
-    step_code: str
-    field_code: str
-    marker: str = "circle"  # circle | triangle
-    filled: bool = True
-    connect: bool = False
-    where: tuple[str, Any] | None = None
-    # Other values of the record worth a word in the table: (field code, short label).
-    detail_fields: tuple[tuple[str, str], ...] = ()
-    glyph: str = "●"  # the marker as a character, for the legend and the table
-
-
-# Every serum tryptase value is drawn: baseline values joined by a line (the
-# trend the rules read), other serum values and acute (event) values as points.
-TRYPTASE_SERIES: tuple[SeriesSpec, ...] = (
-    SeriesSpec(
-        "baseline",
-        "Baseline",
-        "serum_tryptase",
-        "value_ng_ml",
-        marker="circle",
-        connect=True,
-        where=("is_baseline", True),
-        glyph="●",
-    ),
-    SeriesSpec(
-        "not-baseline", "Not baseline", "serum_tryptase", "value_ng_ml", filled=False, glyph="○"
-    ),
-    SeriesSpec(
-        "acute",
-        "Acute (event)",
-        "acute_tryptase",
-        "value_ng_ml",
-        marker="triangle",
-        filled=False,
-        detail_fields=(("hours_after_onset", "after onset"),),
-        glyph="△",
-    ),
-)
-
-
-@dataclass(frozen=True)
 class TrendPoint:
-    series: SeriesSpec
+    series: TrendSeriesSpec
     day: date
     value: float
     text: str
@@ -134,7 +86,7 @@ class PlottedPoint(Marker):
 
 @dataclass(frozen=True)
 class PlottedSeries:
-    series: SeriesSpec
+    series: TrendSeriesSpec
     points: tuple[PlottedPoint, ...]
 
     @property
@@ -182,13 +134,9 @@ class TrendChart:
         return self.top - 5
 
 
-def tryptase_trend(
-    spec: ProtocolSpec,
-    records: Iterable[RecordView],
-    series: Sequence[SeriesSpec] = TRYPTASE_SERIES,
-) -> TrendChart | None:
-    """The chart of every tryptase value of a workup, or None when there is none."""
-    series = [s for s in series if s.step_code in spec.steps_by_code]
+def trend_chart(spec: ProtocolSpec, records: Iterable[RecordView]) -> TrendChart | None:
+    """The chart of the protocol's trend series for a workup, or None when it has no value."""
+    series = [s for s in spec.trend_series if s.step_code in spec.steps_by_code]
     points = collect_points(spec, records, series)
     if not points:
         return None
@@ -198,7 +146,7 @@ def tryptase_trend(
 
 
 def collect_points(
-    spec: ProtocolSpec, records: Iterable[RecordView], series: Sequence[SeriesSpec]
+    spec: ProtocolSpec, records: Iterable[RecordView], series: Sequence[TrendSeriesSpec]
 ) -> list[TrendPoint]:
     """One point per record with a number in its series' field, in date order."""
     points = []
@@ -230,7 +178,7 @@ def collect_points(
     return sorted(points, key=lambda p: (p.day, p.record_id or 0))
 
 
-def _belongs(series: SeriesSpec, record: RecordView) -> bool:
+def _belongs(series: TrendSeriesSpec, record: RecordView) -> bool:
     if record.step_code != series.step_code:
         return False
     if series.where is None:
@@ -242,7 +190,7 @@ def _belongs(series: SeriesSpec, record: RecordView) -> bool:
 def build_chart(
     points: Sequence[TrendPoint],
     *,
-    series: Sequence[SeriesSpec],
+    series: Sequence[TrendSeriesSpec],
     unit: str = "",
     width: float = WIDTH,
     height: float = HEIGHT,

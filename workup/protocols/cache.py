@@ -67,6 +67,7 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
     steps = list(protocol.stepdefinition_set.order_by("order", "code").prefetch_related("fields"))
     rules = protocol.rule_set.select_related("target_step").order_by("priority", "code")
     sources = list(protocol.protocolsource_set.all())
+    series = protocol.trendseries_set.select_related("step").order_by("order", "code")
     disagreements = sorted(
         protocol.disagreement_set.select_related("step"), key=lambda d: natural_code_key(d.code)
     )
@@ -77,6 +78,8 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
         title=protocol.title,
         status=protocol.status,
         disclaimer=protocol.disclaimer,
+        trend_title=protocol.trend_title,
+        trend_value_label=protocol.trend_value_label,
         steps=tuple(
             spec_rows.step_spec(
                 spec_rows.from_instance(s),
@@ -101,9 +104,16 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
             spec_rows.criterion_spec(spec_rows.from_instance(c))
             for c in protocol.criterionitem_set.order_by("order", "code")
         ),
+        criterion_groups=tuple(
+            spec_rows.criterion_group_spec(spec_rows.from_instance(g))
+            for g in protocol.criteriongroup_set.order_by("order", "code")
+        ),
         disagreements=tuple(
             spec_rows.disagreement_spec(spec_rows.from_instance(d), d.step.code if d.step else None)
             for d in disagreements
+        ),
+        trend_series=tuple(
+            spec_rows.trend_series_spec(spec_rows.from_instance(s), s.step.code) for s in series
         ),
         sources={s.code: s.citation for s in sources},
         source_urls={s.code: s.url for s in sources if s.url},

@@ -27,8 +27,10 @@ PROTOCOL_MODELS = (
     "workup.fielddefinition",
     "workup.calculation",
     "workup.rule",
+    "workup.criteriongroup",
     "workup.criterionitem",
     "workup.disagreement",
+    "workup.trendseries",
 )
 # Natural-key references in each model: (field, whether it names a step).
 _REFERENCES = {
@@ -37,13 +39,20 @@ _REFERENCES = {
     "workup.fielddefinition": [("step", True)],
     "workup.calculation": [("protocol", False)],
     "workup.rule": [("protocol", False), ("target_step", True)],
+    "workup.criteriongroup": [("protocol", False)],
     "workup.criterionitem": [("protocol", False)],
     "workup.disagreement": [("protocol", False), ("step", True)],
+    "workup.trendseries": [("protocol", False), ("step", True)],
 }
-# Orders that decide something: the order of calculations is the order they run in.
+# Models whose `step` must be given (a disagreement may stand without one).
+_NEEDS_STEP = ("workup.fielddefinition", "workup.trendseries")
+# Orders that decide something: the order of calculations is the order they run in,
+# a record is drawn in the first trend series it matches.
 _ORDERED = {
     "workup.calculation": "calculations",
+    "workup.criteriongroup": "criterion groups",
     "workup.criterionitem": "criteria",
+    "workup.trendseries": "trend series",
 }
 
 
@@ -121,7 +130,10 @@ def _check_entries(rows: list[Any]) -> list[str]:
     for index, model, fields in entries:
         where = _where(index, model, fields)
         for name, names_step in _REFERENCES.get(model, []):
-            problems += _check_reference(where, name, fields.get(name), key, names_step, steps)
+            required = name == "step" and model in _NEEDS_STEP
+            problems += _check_reference(
+                where, name, fields.get(name), key, names_step, steps, required=required
+            )
         if model == "workup.protocol":
             continue
         step = fields.get("step")
@@ -145,12 +157,17 @@ def _check_entries(rows: list[Any]) -> list[str]:
 
 
 def _check_reference(
-    where: str, name: str, value: Any, key: list, names_step: bool, steps: set
+    where: str,
+    name: str,
+    value: Any,
+    key: list,
+    names_step: bool,
+    steps: set,
+    *,
+    required: bool = False,
 ) -> list[str]:
-    if value is None and name in ("target_step", "step") and names_step:
-        if name == "step" and "fielddefinition" in where:
-            return [f"{where}: needs a step"]
-        return []
+    if value is None and names_step:
+        return [f"{where}: needs a step"] if required else []
     length = 3 if names_step else 2
     if not isinstance(value, list) or len(value) != length:
         return [f"{where}: {name} must be a natural key of {length} items, got {value!r}"]

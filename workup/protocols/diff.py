@@ -1,9 +1,9 @@
 """What changed between two versions of a protocol, in words. Pure; no ORM.
 
 Compares two ProtocolSpecs item by item (matched by code): steps and their
-fields, calculations, rules, criteria, disagreements, sources. A JSONLogic
-change is shown readably, and when only numbers moved it is named as a
-threshold change ("threshold 20 -> 25").
+fields, calculations, rules, criterion groups and criteria, disagreements,
+trend series, sources. A JSONLogic change is shown readably, and when only
+numbers moved it is named as a threshold change ("threshold 20 -> 25").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _IGNORED = {"id", "version", "status", "code", "fields"}
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # protocol, source, step, field, calculation, rule, criterion, disagreement
+    kind: str  # protocol, source, step, field, calculation, rule, criterion, ... (`diff_protocols`)
     code: str
     change: str  # added | removed | changed
     details: tuple[str, ...] = ()
@@ -36,7 +36,7 @@ class Change:
 
 def diff_protocols(old: ProtocolSpec, new: ProtocolSpec) -> list[Change]:
     changes: list[Change] = []
-    details = _compare(old, new, ("title", "disclaimer"))
+    details = _compare(old, new, ("title", "disclaimer", "trend_title", "trend_value_label"))
     if details:
         changes.append(Change("protocol", new.code, CHANGED, details))
     changes += _diff_sources(old.sources, new.sources)
@@ -61,8 +61,10 @@ def diff_protocols(old: ProtocolSpec, new: ProtocolSpec) -> list[Change]:
     for kind, attribute in (
         ("calculation", "calculations"),
         ("rule", "rules"),
+        ("criterion group", "criterion_groups"),
         ("criterion", "criteria"),
         ("disagreement", "disagreements"),
+        ("trend series", "trend_series"),
     ):
         before = {item.code: item for item in getattr(old, attribute)}
         after = {item.code: item for item in getattr(new, attribute)}

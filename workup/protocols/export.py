@@ -2,7 +2,8 @@
 
 Rows come in a reader's order: the protocol, its sources (in the order they
 were entered), steps and their fields by order, calculations by order, rules
-by priority, criteria by order, disagreements by code. Exporting, loading the
+by priority, criterion groups and criteria by order, disagreements by code,
+trend series by order. Exporting, loading the
 file into a fresh database and exporting again gives the identical file.
 """
 
@@ -27,11 +28,13 @@ def export_rows(protocol: Protocol) -> list[dict]:
         .order_by("step__order", "step__code", "order", "code"),
         *protocol.calculation_set.order_by("order", "code"),
         *protocol.rule_set.select_related("target_step__protocol").order_by("priority", "code"),
+        *protocol.criteriongroup_set.order_by("order", "code"),
         *protocol.criterionitem_set.order_by("order", "code"),
         *sorted(
             protocol.disagreement_set.select_related("step__protocol"),
             key=lambda d: natural_code_key(d.code),
         ),
+        *protocol.trendseries_set.select_related("step__protocol").order_by("order", "code"),
     ]
     rows = serializers.serialize(
         "python", objects, use_natural_foreign_keys=True, use_natural_primary_keys=True

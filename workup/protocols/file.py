@@ -103,9 +103,23 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
             key=lambda c: (c.get("order", 0), c.get("code", "")),
         )
     ]
+    criterion_groups = [
+        spec_rows.criterion_group_spec(g.get)
+        for g in sorted(
+            rows_of("workup.criteriongroup", ("code", "order")),
+            key=lambda g: (g.get("order", 0), g.get("code", "")),
+        )
+    ]
     disagreements = [
         spec_rows.disagreement_spec(d.get, last(d.get("step")))
         for d in rows_of("workup.disagreement", ("code",))
+    ]
+    trend_series = [
+        spec_rows.trend_series_spec(t.get, last(t.get("step")))
+        for t in sorted(
+            rows_of("workup.trendseries", ("code", "order", "step", "field_code")),
+            key=lambda t: (t.get("order", 0), t.get("code", "")),
+        )
     ]
 
     source_rows = [
@@ -123,10 +137,14 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
         title=protocol.get("title", ""),
         status=protocol.get("status", "draft"),
         disclaimer=protocol.get("disclaimer", ""),
+        trend_title=protocol.get("trend_title", "") or "",
+        trend_value_label=protocol.get("trend_value_label", "") or "",
         steps=tuple(sorted(steps, key=lambda s: (s.order, s.code))),
         calculations=tuple(calculations),
         rules=tuple(sorted(rules, key=lambda r: (r.priority, r.code))),
         criteria=tuple(criteria),
+        criterion_groups=tuple(criterion_groups),
+        trend_series=tuple(trend_series),
         disagreements=tuple(sorted(disagreements, key=lambda d: natural_code_key(d.code))),
         sources=sources,
         source_urls=source_urls,

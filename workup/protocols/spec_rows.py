@@ -14,12 +14,14 @@ from typing import Any
 
 from workup.core.spec import (
     CalculationSpec,
+    CriterionGroupSpec,
     CriterionSpec,
     DecidingInput,
     DisagreementSpec,
     FieldSpec,
     RuleSpec,
     StepSpec,
+    TrendSeriesSpec,
 )
 
 Getter = Callable[[str, Any], Any]
@@ -128,6 +130,35 @@ def criterion_spec(get: Getter) -> CriterionSpec:
         who_logic=get("who_logic", None),
         icc_logic=get("icc_logic", None),
         source=_text(get, "source"),
+    )
+
+
+def criterion_group_spec(get: Getter) -> CriterionGroupSpec:
+    return CriterionGroupSpec(
+        code=get("code", None),
+        title=get("title", None) or get("code", ""),
+        counts_label=_text(get, "counts_label"),
+    )
+
+
+def trend_series_spec(get: Getter, step_code: str | None) -> TrendSeriesSpec:
+    where_field = _text(get, "where_field")
+    details = get("detail_fields", None)
+    return TrendSeriesSpec(
+        code=get("code", None),
+        label=get("label", None) or get("code", ""),
+        step_code=step_code,
+        field_code=_text(get, "field_code"),
+        marker=get("marker", None) or "circle",
+        filled=bool(get("filled", True)),
+        connect=bool(get("connect", False)),
+        where=(where_field, get("where_value", None)) if where_field else None,
+        # Malformed pairs are kept as they are, so that validation can name them.
+        detail_fields=tuple(
+            tuple(pair) if isinstance(pair, list | tuple) else pair
+            for pair in (details if isinstance(details, list) else ())
+        ),
+        glyph=get("glyph", None) or "●",
     )
 
 

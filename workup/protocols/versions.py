@@ -26,6 +26,7 @@ from workup.core.validation import validate_protocol
 from workup.models import (
     AuditEvent,
     Calculation,
+    CriterionGroup,
     CriterionItem,
     Disagreement,
     FieldDefinition,
@@ -34,6 +35,7 @@ from workup.models import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    TrendSeries,
 )
 from workup.protocols.cache import clear_cache, get_spec
 
@@ -114,6 +116,8 @@ def new_draft(*, protocol: Protocol, user) -> Protocol:
         title=protocol.title,
         description=protocol.description,
         disclaimer=protocol.disclaimer,
+        trend_title=protocol.trend_title,
+        trend_value_label=protocol.trend_value_label,
         status=DRAFT,
     )
     save_as(draft, user, reason=reason)
@@ -134,7 +138,7 @@ def new_draft(*, protocol: Protocol, user) -> Protocol:
     new_steps = copy(StepDefinition.objects.filter(protocol=protocol), protocol=lambda _: draft)
     steps = {old.pk: new for old, new in zip(old_steps, new_steps, strict=True)}
     copy(FieldDefinition.objects.filter(step__protocol=protocol), step=lambda f: steps[f.step_id])
-    for model in (ProtocolSource, Calculation, CriterionItem, ProtocolCase):
+    for model in (ProtocolSource, Calculation, CriterionGroup, CriterionItem, ProtocolCase):
         copy(model.objects.filter(protocol=protocol), protocol=lambda _: draft)
     copy(
         Rule.objects.filter(protocol=protocol),
@@ -146,13 +150,18 @@ def new_draft(*, protocol: Protocol, user) -> Protocol:
         protocol=lambda _: draft,
         step=lambda d: steps.get(d.step_id),
     )
+    copy(
+        TrendSeries.objects.filter(protocol=protocol),
+        protocol=lambda _: draft,
+        step=lambda t: steps[t.step_id],
+    )
     # The copied rows' history says who and why; the audit trail gets one event for them.
     record_event(
         user=user,
         action=AuditEvent.Action.CREATE,
         object_type="workup.protocol",
         object_id=draft.pk,
-        summary=f"{draft.code} {reason}: steps, fields, calculations, rules, cases copied",
+        summary=f"{draft.code} {reason}: every part of the version and its cases copied",
     )
     return draft
 

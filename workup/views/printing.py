@@ -68,7 +68,7 @@ def summary_context(request, workup: Workup, *, for_pdf: bool) -> dict:
             (section.title, [_step_view(item) for item in section.items])
             for section in checklist.sections
         ],
-        "trend": trend.tryptase_trend(state.spec, records),
+        "trend": trend.trend_chart(state.spec, records),
         # Steps name their disagreements; the texts are printed once, at the end.
         "disagreements": [d for item in checklist.items for d in item.disagreements]
         + checklist.general_disagreements,

@@ -84,6 +84,8 @@ def _rows_of(protocol: Protocol) -> list[list]:
         list(FieldDefinition.objects.filter(step__protocol=protocol)),
         list(protocol.calculation_set.all()),
         list(protocol.rule_set.all()),
+        list(protocol.criteriongroup_set.all()),
         list(protocol.criterionitem_set.all()),
         list(protocol.disagreement_set.all()),
+        list(protocol.trendseries_set.all()),
     ]
