@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "workup.web.context.product",
             ],
         },
     },
@@ -213,3 +214,5 @@ WORKLIST_PAGE_SIZE = env.int("WORKLIST_PAGE_SIZE", default=25)
 # The protocol (by code) used where none is named: new workups, the worklist's step
 # filter, exports and commands. The protocol itself is data (fixtures/, the admin).
 WORKUP_DEFAULT_PROTOCOL = env.str("WORKUP_DEFAULT_PROTOCOL", default="mastocytosis")
+# The product's name in the navigation bar and the browser tab.
+WORKUP_APP_TITLE = env.str("WORKUP_APP_TITLE", default="Mastocytosis workup")
