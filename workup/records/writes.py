@@ -63,6 +63,13 @@ def claim_version(workup: Workup, expected_version: int | None, user) -> None:
             "Someone else changed this workup after you opened the form. "
             "Nothing was saved; review the checklist and enter your change again."
         )
+    if expected_version is not None and workup.version == expected_version:
+        # The row is still the one this instance read (every change bumps the version),
+        # so its snapshot columns are what the checklist showed: no need to read them.
+        workup.version = expected_version + 1
+        workup.last_change_at = now
+        workup.last_change_by = user
+        return
     # The snapshot too (same query): what the checklist showed before this write.
     workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by", *SNAPSHOT])
 
