@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from workup import reads
-from workup.models import StepMark, StepRecord, Workup
+from workup.models import AuditEvent, StepMark, StepRecord, Workup
 from workup.protocols.file import read_protocol_file
 from workup.records import writes
 
@@ -562,3 +562,16 @@ def test_a_step_post_evaluates_the_rules_once(as_clinician, adult_54, spec, monk
     # What the save changed is still told, against the snapshot of before.
     page = unescape(as_clinician.get(response["Location"]).content.decode())
     assert "is now suggested: R12" in page
+
+
+def test_a_result_supersedes_the_steps_mark_and_leaves_other_marks(as_clinician, workup_a, spec):
+    for step_code in ("serum_tryptase", "dexa"):
+        mark = {"status": "ordered", "workup_version": version_of(workup_a)}
+        assert as_clinician.post(step_url(workup_a, step_code, "mark"), mark).status_code == 302
+    data, _ = filled_form(spec, "serum_tryptase", workup_a)
+
+    assert as_clinician.post(step_url(workup_a, "serum_tryptase"), data).status_code == 302
+
+    assert list(StepMark.objects.values_list("step__code", "status")) == [("dexa", "ordered")]
+    event = AuditEvent.objects.filter(object_type="workup.stepmark").latest("pk")
+    assert event.action == AuditEvent.Action.DELETE

@@ -51,8 +51,12 @@ def open_workup(*, patient: Patient, user, protocol: Protocol | None = None) -> 
     return workup
 
 
-def claim_version(workup: Workup, expected_version: int | None, user) -> None:
-    """Bump the version if nobody else did since `expected_version`; else refuse."""
+def claim_version(workup: Workup, expected_version: int | None, user) -> bool:
+    """Bump the version if nobody else did since `expected_version`; else refuse.
+
+    True when the instance was read at that version: what was read with it (its
+    snapshot columns, the marks of `marks_json`) is still current.
+    """
     queryset = Workup.objects.filter(pk=workup.pk)
     if expected_version is not None:
         queryset = queryset.filter(version=expected_version)
@@ -69,9 +73,10 @@ def claim_version(workup: Workup, expected_version: int | None, user) -> None:
         workup.version = expected_version + 1
         workup.last_change_at = now
         workup.last_change_by = user
-        return
+        return True
     # The snapshot too (same query): what the checklist showed before this write.
     workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by", *SNAPSHOT])
+    return False
 
 
 @dataclass
@@ -93,7 +98,8 @@ def record_step(
     record: StepRecord | None = None,
 ) -> SaveResult:
     """Save a step's result (new, or an edit of `record`) and re-evaluate the checklist."""
-    claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
+    # First: a refused write costs one UPDATE.
+    current = claim_version(workup, expected_version, user)
     before = shown_before(workup)
     step = workup.protocol.stepdefinition_set.get(code=step_code)
     if record is None:
@@ -103,9 +109,17 @@ def record_step(
     record.note = note
     save_as(record, user)
     # A result supersedes an "ordered" (or any other) mark on the step.
-    for mark in workup.marks.filter(step=step):
-        delete_as(mark, user)
+    if not (current and _read_without_mark(workup, step_code)):
+        for mark in workup.marks.filter(step=step):
+            delete_as(mark, user)
     return _finish(workup, before)
+
+
+def _read_without_mark(workup: Workup, step_code: str) -> bool:
+    """The marks read with the workup (`marks_json`, if it was) hold none on this step."""
+    if not hasattr(workup, "marks_json"):
+        return False
+    return all(item["step_code"] != step_code for item in workup.marks_json or ())
 
 
 @transaction.atomic
