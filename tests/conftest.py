@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 
+from workup.exports import coding
 from workup.models import Membership
 from workup.protocols.cache import clear_cache
 from workup.protocols.file import read_protocol_file
@@ -34,10 +35,12 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _fresh_protocol_cache():
     clear_cache()
+    coding.clear_cache()
     page_cache.clear()
     cache.clear()
     yield
     clear_cache()
+    coding.clear_cache()
     page_cache.clear()
     cache.clear()
 

@@ -362,3 +362,26 @@ def test_the_coding_file_refuses_unverified_codes(spec):
     data["steps"]["serum_tryptase"]["fields"]["no_such_field"] = {"codes": []}
     with pytest.raises(CodingFileError, match="no such field"):
         parse_coding(data, spec=spec)
+
+
+def test_a_codes_file_for_other_content_gives_local_codes_not_an_error(
+    client, clinician_a, patient_a, protocol_admin, caplog
+):
+    """A site that authors its own v2 (not the shipped one) still exports, with local codes."""
+    from workup.models import Protocol
+    from workup.protocols import versions
+
+    v1 = Protocol.objects.get(code="mastocytosis", version=1)
+    own_v2 = versions.new_draft(protocol=v1, user=protocol_admin)
+    versions.publish(protocol=own_v2, user=protocol_admin)  # retires v1
+    workup = writes.open_workup(patient=patient_a, user=clinician_a)
+    assert workup.protocol_id == own_v2.pk
+    record(workup, clinician_a, "serum_tryptase", {"value_ng_ml": 32.5, "is_baseline": True})
+    client.force_login(clinician_a)
+
+    bundle = get_bundle(client, workup)
+
+    check_bundle(bundle)
+    codings = [c for o in resources(bundle, "Observation") for c in o["code"]["coding"]]
+    assert codings and all(c["system"].startswith("urn:workup:protocol") for c in codings)
+    assert "does not match mastocytosis v2: exporting local codes only" in caplog.text

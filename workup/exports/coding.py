@@ -13,11 +13,14 @@ Pure: no ORM, no settings. See docs/exports.md.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from workup.core.spec import ProtocolSpec
+
+logger = logging.getLogger(__name__)
 
 CODES_DIR = Path(__file__).resolve().parent.parent.parent / "fixtures" / "codes"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
@@ -121,15 +124,33 @@ def coding_for(spec: ProtocolSpec, directory: Path = CODES_DIR) -> ProtocolCodin
     path = coding_path(spec.code, spec.version, directory)
     key = (spec.code, spec.version, str(path))
     if key not in _cache:
+        _cache[key] = _local_codes_only(spec)
         if path.exists():
-            _cache[key] = read_coding_file(path, spec)
-        else:
-            _cache[key] = ProtocolCoding(
-                protocol=spec.code,
-                version=spec.version,
-                local_system=join_system(DEFAULT_LOCAL_SYSTEM_BASE, spec.code),
-            )
+            try:
+                _cache[key] = read_coding_file(path, spec)
+            except CodingFileError:
+                # The file was written for other content under this code and version (e.g.
+                # a version a site authored itself): its codes would name the wrong things.
+                logger.exception(
+                    "Export codes file %s does not match %s v%s: exporting local codes only.",
+                    path,
+                    spec.code,
+                    spec.version,
+                )
     return _cache[key]
+
+
+def clear_cache() -> None:
+    """Forget the codes read (tests load different content under one code and version)."""
+    _cache.clear()
+
+
+def _local_codes_only(spec: ProtocolSpec) -> ProtocolCoding:
+    return ProtocolCoding(
+        protocol=spec.code,
+        version=spec.version,
+        local_system=join_system(DEFAULT_LOCAL_SYSTEM_BASE, spec.code),
+    )
 
 
 def read_coding_file(path: str | Path, spec: ProtocolSpec | None = None) -> ProtocolCoding:
