@@ -71,6 +71,11 @@ class DraftCheckedForm(forms.ModelForm):
 
     # (message prefix, form field): where a problem is shown. {code} is the item's code.
     routes: tuple[tuple[str, str], ...] = ()
+    # The ProtocolSpec list this form's item lives in (for the forms that edit one
+    # item of a list: rules, criteria, groups, trend series, disagreements).
+    spec_items: str = ""
+    # A foreign key to a step, which must be a step of the item's own version.
+    step_field: str = ""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -93,21 +98,32 @@ class DraftCheckedForm(forms.ModelForm):
     def original_code(self) -> str | None:
         return self.instance.code if self.instance.pk else None
 
-    def spec_after(self, before):
+    def spec_item(self):
+        """The edited item as the spec holds it (forms with `spec_items`)."""
         raise NotImplementedError
+
+    def step_code(self) -> str | None:
+        step = self.value(self.step_field)
+        return step.code if step else None
+
+    def spec_after(self, before):
+        return with_item(before, self.spec_items, self.original_code(), self.spec_item())
 
     def spec_without(self, before):
         """The draft without this item (an inline's delete box)."""
-        raise NotImplementedError
+        return with_item(before, self.spec_items, self.original_code(), None)
 
     def clean(self):
         cleaned = super().clean()
         protocol = self.protocol() if not self._errors and not self._unchanged() else None
-        if protocol is None:
-            return cleaned
-        before = build_spec(protocol)
-        for problem in new_problems(before, self.spec_after(before)):
-            self._route(problem)
+        if protocol is not None:
+            before = build_spec(protocol)
+            for problem in new_problems(before, self.spec_after(before)):
+                self._route(problem)
+        if self.step_field and self.step_field in self.cleaned_data:
+            protocol = self.protocol()
+            if protocol is not None:
+                self._same_protocol(self.step_field, protocol)
         return cleaned
 
     def route_names(self) -> dict[str, str]:
@@ -151,24 +167,16 @@ class RuleForm(DraftCheckedForm):
         ("rule {code}: unknown target step", "target_step"),
         ("rule {code}:", "condition"),
     )
+    spec_items = "rules"
+    step_field = "target_step"
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.protocol() is not None and "target_step" in self.cleaned_data:
-            self._same_protocol("target_step", self.protocol())
-        return cleaned
-
-    def spec_after(self, before):
-        step = self.value("target_step")
-        rule = spec_rows.rule_spec(self.value, step.code if step else None)
-        return with_item(before, "rules", self.original_code(), rule)
-
-    def spec_without(self, before):
-        return with_item(before, "rules", self.original_code(), None)
+    def spec_item(self):
+        return spec_rows.rule_spec(self.value, self.step_code())
 
 
 class CalculationForm(DraftCheckedForm):
     routes = (("duplicate calculation '{code}'", "code"), ("calculation {code}:", "expression"))
+    spec_items = "calculations"
 
     def clean(self):
         cleaned = super().clean()
@@ -196,10 +204,7 @@ class CalculationForm(DraftCheckedForm):
         position = sorted([*others, (self.value("order"), calc.code)]).index(
             (self.value("order"), calc.code)
         )
-        return with_item(before, "calculations", self.original_code(), calc, position)
-
-    def spec_without(self, before):
-        return with_item(before, "calculations", self.original_code(), None)
+        return with_item(before, self.spec_items, self.original_code(), calc, position)
 
 
 class CriterionForm(DraftCheckedForm):
@@ -209,24 +214,19 @@ class CriterionForm(DraftCheckedForm):
         ("criterion {code} (WHO):", "who_logic"),
         ("criterion {code} (ICC):", "icc_logic"),
     )
+    spec_items = "criteria"
 
-    def spec_after(self, before):
-        item = spec_rows.criterion_spec(self.value)
-        return with_item(before, "criteria", self.original_code(), item)
-
-    def spec_without(self, before):
-        return with_item(before, "criteria", self.original_code(), None)
+    def spec_item(self):
+        return spec_rows.criterion_spec(self.value)
 
 
 class CriterionGroupForm(DraftCheckedForm):
     routes = (("duplicate criterion group '{code}'", "code"),)
 
-    def spec_after(self, before):
-        group = spec_rows.criterion_group_spec(self.value)
-        return with_item(before, "criterion_groups", self.original_code(), group)
+    spec_items = "criterion_groups"
 
-    def spec_without(self, before):
-        return with_item(before, "criterion_groups", self.original_code(), None)
+    def spec_item(self):
+        return spec_rows.criterion_group_spec(self.value)
 
 
 class TrendSeriesForm(DraftCheckedForm):
@@ -239,20 +239,11 @@ class TrendSeriesForm(DraftCheckedForm):
         ("trend series {code}: detail_fields", "detail_fields"),
         ("protocol: trend series need a trend title", "code"),
     )
+    spec_items = "trend_series"
+    step_field = "step"
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.protocol() is not None and "step" in self.cleaned_data:
-            self._same_protocol("step", self.protocol())
-        return cleaned
-
-    def spec_after(self, before):
-        step = self.value("step")
-        series = spec_rows.trend_series_spec(self.value, step.code if step else None)
-        return with_item(before, "trend_series", self.original_code(), series)
-
-    def spec_without(self, before):
-        return with_item(before, "trend_series", self.original_code(), None)
+    def spec_item(self):
+        return spec_rows.trend_series_spec(self.value, self.step_code())
 
 
 class DisagreementForm(DraftCheckedForm):
@@ -261,20 +252,11 @@ class DisagreementForm(DraftCheckedForm):
         ("disagreement {code}: unknown step", "step"),
         ("disagreement {code}:", "condition"),
     )
+    spec_items = "disagreements"
+    step_field = "step"
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.protocol() is not None and "step" in self.cleaned_data:
-            self._same_protocol("step", self.protocol())
-        return cleaned
-
-    def spec_after(self, before):
-        step = self.value("step")
-        item = spec_rows.disagreement_spec(self.value, step.code if step else None)
-        return with_item(before, "disagreements", self.original_code(), item)
-
-    def spec_without(self, before):
-        return with_item(before, "disagreements", self.original_code(), None)
+    def spec_item(self):
+        return spec_rows.disagreement_spec(self.value, self.step_code())
 
 
 class StepForm(DraftCheckedForm):

@@ -305,10 +305,12 @@ def build_checklist(
         CriterionRow(item, evaluation.criteria[item.code].who, evaluation.criteria[item.code].icc)
         for item in spec.criteria
     ]
-    criteria = [
-        (group.title, [row for row in rows if row.item.group == group.code])
+    rows_of = {
+        group.code: [row for row in rows if row.item.group == group.code]
         for group in spec.criterion_groups
-        if any(row.item.group == group.code for row in rows)
+    }
+    criteria = [
+        (group.title, rows_of[group.code]) for group in spec.criterion_groups if rows_of[group.code]
     ]
     checklist = Checklist(
         spec=spec,
@@ -316,7 +318,7 @@ def build_checklist(
         derived=derived,
         criteria=criteria,
         counts=[
-            _count_items(group.counts_label, [row for row in rows if row.item.group == group.code])
+            _count_items(group.counts_label, rows_of[group.code])
             for group in spec.criterion_groups
             if group.counts_label
         ],

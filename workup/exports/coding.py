@@ -124,20 +124,25 @@ def coding_for(spec: ProtocolSpec, directory: Path = CODES_DIR) -> ProtocolCodin
     path = coding_path(spec.code, spec.version, directory)
     key = (spec.code, spec.version, str(path))
     if key not in _cache:
-        _cache[key] = _local_codes_only(spec)
-        if path.exists():
-            try:
-                _cache[key] = read_coding_file(path, spec)
-            except CodingFileError:
-                # The file was written for other content under this code and version (e.g.
-                # a version a site authored itself): its codes would name the wrong things.
-                logger.exception(
-                    "Export codes file %s does not match %s v%s: exporting local codes only.",
-                    path,
-                    spec.code,
-                    spec.version,
-                )
+        _cache[key] = _read_or_local(path, spec)
     return _cache[key]
+
+
+def _read_or_local(path: Path, spec: ProtocolSpec) -> ProtocolCoding:
+    if not path.exists():
+        return _local_codes_only(spec)
+    try:
+        return read_coding_file(path, spec)
+    except CodingFileError:
+        # The file was written for other content under this code and version (e.g. a
+        # version a site authored itself): its codes would name the wrong things.
+        logger.exception(
+            "Export codes file %s does not match %s v%s: exporting local codes only.",
+            path,
+            spec.code,
+            spec.version,
+        )
+        return _local_codes_only(spec)
 
 
 def clear_cache() -> None:
