@@ -98,6 +98,7 @@ def _with(case_index, step, field, value):
         (_with(2, "bone_scan", "done", True), "unknown step 'bone_scan'"),
         ([{"id": "X1", "patient": {"age_years": -3, "sex": "male"}}], "case X1: patient.age_years"),
         ([{"id": "X2", "patient": {"age_years": 30, "sex": "m"}}], "case X2: patient.sex"),
+        ([{"id": [1.5], "patient": {"age_years": 30, "sex": "male"}}], "case #1: 'id' must be"),
         ({"not": "a list"}, "expected a JSON list"),
         ("[{not json", "not valid JSON"),
     ],

@@ -41,6 +41,9 @@ def evaluate_case(spec: ProtocolSpec, case: Any, index: int = 0) -> tuple[dict, 
     if not isinstance(case, dict):
         raise InvalidCase(f"case #{index + 1}: expected an object")
     case_id = case.get("id", f"#{index + 1}")
+    if isinstance(case_id, bool) or not isinstance(case_id, str | int):
+        # Echoed in the output: a list or a float (NaN) would make it invalid JSON.
+        raise InvalidCase(f"case #{index + 1}: 'id' must be text or a whole number", "id")
     label = case_label(case, index)
     patient = case.get("patient")
     if not isinstance(patient, dict):
