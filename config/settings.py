@@ -169,7 +169,10 @@ STORAGES = {
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
-MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Django's default: a save's messages ("saved", "now suggested: ...") ride in a signed,
+# HttpOnly cookie to the next page, so a save writes no session row; the session takes
+# only what does not fit. Messages name steps, never a patient.
+MESSAGE_STORAGE = "django.contrib.messages.storage.fallback.FallbackStorage"
 
 LOGGING = {
     "version": 1,

@@ -77,6 +77,10 @@ def mark_view(mark: MarkRow) -> checklist_builder.MarkView:
     )
 
 
+# What the rules read of a patient (patient_input): a change to one changes checklists.
+PATIENT_RULE_FIELDS = frozenset({"birth_date", "sex"})
+
+
 def patient_input(workup: Workup, on: date | None = None) -> PatientInput:
     patient = workup.patient
     return PatientInput(

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from workup.models import AuditEvent
@@ -164,25 +165,30 @@ def _link(event: AuditEvent, position: int, previous_hash: str) -> None:
 def _seal_pending(batch_size: int = 500) -> tuple[int, str]:
     """Chain the pending rows after the head, in id order; returns the new head.
 
-    Caller holds the chain lock. A pending row that commits after later ids were
-    sealed (possible on PostgreSQL) simply joins the chain at the next seal.
+    Caller holds the chain lock. One query reads the head and the first pending rows
+    (usually none: each chained append costs a single read). A pending row that
+    commits after later ids were sealed (possible on PostgreSQL) simply joins the
+    chain at the next seal.
     """
-    head = (
-        AuditEvent.objects.filter(position__isnull=False)
-        .order_by("-position")
-        .values_list("position", "hash")
-        .first()
+    head_position = (
+        AuditEvent.objects.filter(position__isnull=False).order_by("-position").values("position")
     )
-    position, previous_hash = head or (0, GENESIS_HASH)
-    while True:
-        pending = list(AuditEvent.objects.filter(position__isnull=True).order_by("id")[:batch_size])
-        if not pending:
-            return position, previous_hash
+    rows = list(
+        AuditEvent.objects.filter(
+            Q(position__isnull=True) | Q(position=Subquery(head_position[:1]))
+        ).order_by(F("position").asc(nulls_last=True), "id")[: batch_size + 1]
+    )
+    head = rows.pop(0) if rows and rows[0].position is not None else None
+    position, previous_hash = (head.position, head.hash) if head else (0, GENESIS_HASH)
+    pending = rows
+    while pending:
         for event in pending:
             position += 1
             _link(event, position, previous_hash)
             previous_hash = event.hash
         AuditEvent.objects.bulk_update(pending, ["position", "previous_hash", "hash"])
+        pending = list(AuditEvent.objects.filter(position__isnull=True).order_by("id")[:batch_size])
+    return position, previous_hash
 
 
 @dataclass(frozen=True)

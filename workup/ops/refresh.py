@@ -4,8 +4,12 @@ The service layer refreshes a workup's snapshot (progress, suggested steps) on
 every write. What it cannot see coming: a protocol change, or the calendar (age
 and "repeat after a year" rules move with the date). `refresh_workups` rebuilds
 the snapshots in batches: three reads per batch, the rules evaluated in memory,
-one bulk write. A clinician saving a workup while its batch is being written
-wins: such workups are found by their version and refreshed once more.
+one bulk write. A snapshot changes only with the workup's version (a save
+builds on the snapshot it read at its version: records/writes.py), so each
+refreshed workup's version moves too; a form opened before it is refused as a
+conflict, as it would be after any change. A clinician saving a workup while
+its batch is being written wins: such workups are found by their version and
+refreshed once more.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from django.db import connection, transaction
+from django.db.models import F
 
 from workup import reads
 from workup.models import StepMark, StepRecord, Workup, WorkupSuggestion
@@ -61,15 +66,16 @@ def refresh_batch(ids: list[int]) -> int:
 
     with transaction.atomic():
         Workup.objects.bulk_update(workups, SNAPSHOT_FIELDS)
+        Workup.objects.filter(pk__in=ids).update(version=F("version") + 1)
         WorkupSuggestion.objects.filter(workup_id__in=ids).delete()
         WorkupSuggestion.objects.bulk_create(
             row for workup in workups for row in snapshot.snapshot_rows(workup)
         )
     # Saved by someone meanwhile: our snapshot may be older than theirs; take it again.
     for workup in Workup.objects.filter(pk__in=ids).select_related("patient", "protocol"):
-        if workup.version != loaded_versions[workup.pk]:
+        if workup.version != loaded_versions[workup.pk] + 1:
             with transaction.atomic():
-                snapshot.refresh_snapshot(workup)
+                snapshot.refresh_snapshot(workup, new_version=True)
     return len(workups)
 
 

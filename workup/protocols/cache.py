@@ -1,19 +1,29 @@
 """Load a protocol version from the database as a ProtocolSpec, cached per process.
 
 A published protocol is immutable, so its spec is built once per process (a
-handful of queries) and then served from memory; drafts are read afresh.
+handful of queries) and then served from memory, with its step rows (a save
+needs a step's id, not a query for it); drafts are read afresh.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from workup.core.spec import ProtocolSpec, natural_code_key
-from workup.models import Protocol
+from workup.models import Protocol, StepDefinition
 from workup.protocols import spec_rows
 
-_cache: dict[tuple[int, str, int], ProtocolSpec] = {}
+
+@dataclass(frozen=True)
+class _Loaded:
+    spec: ProtocolSpec
+    # Read-only, shared between requests: writes only point a record or a mark at one.
+    steps: dict[str, StepDefinition]
+
+
+_cache: dict[tuple[int, str, int], _Loaded] = {}
 _lock = threading.Lock()
 # Which versions are released changes only when an admin publishes one; lists (the
 # worklist's step filter, the export's version choice) may learn of it this late.
@@ -52,18 +62,35 @@ def newest_published(code: str) -> Protocol | None:
 
 
 def get_spec(protocol: Protocol) -> ProtocolSpec:
-    key = (protocol.pk, protocol.code, protocol.version)
+    return _load(protocol).spec
+
+
+def get_step(protocol: Protocol, code: str) -> StepDefinition:
+    """The step's row (a published version's from memory); StepDefinition.DoesNotExist if none."""
+    try:
+        return _load(protocol).steps[code]
+    except KeyError:
+        raise StepDefinition.DoesNotExist(f"No step {code!r} in {protocol}.") from None
+
+
+def _load(protocol: Protocol) -> _Loaded:
     if protocol.status == Protocol.Status.DRAFT:
-        return build_spec(protocol)
-    spec = _cache.get(key)
-    if spec is None:
-        spec = build_spec(protocol)
+        return _read(protocol)
+    key = (protocol.pk, protocol.code, protocol.version)
+    loaded = _cache.get(key)
+    if loaded is None:
+        loaded = _read(protocol)
         with _lock:
-            _cache[key] = spec
-    return spec
+            _cache[key] = loaded
+    return loaded
 
 
 def build_spec(protocol: Protocol) -> ProtocolSpec:
+    """The version's spec read from the database now (drafts, checks before a publish)."""
+    return _read(protocol).spec
+
+
+def _read(protocol: Protocol) -> _Loaded:
     steps = list(protocol.stepdefinition_set.order_by("order", "code").prefetch_related("fields"))
     rules = protocol.rule_set.select_related("target_step").order_by("priority", "code")
     sources = list(protocol.protocolsource_set.all())
@@ -71,7 +98,7 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
     disagreements = sorted(
         protocol.disagreement_set.select_related("step"), key=lambda d: natural_code_key(d.code)
     )
-    return ProtocolSpec(
+    spec = ProtocolSpec(
         id=protocol.pk,
         code=protocol.code,
         version=protocol.version,
@@ -118,3 +145,4 @@ def build_spec(protocol: Protocol) -> ProtocolSpec:
         sources={s.code: s.citation for s in sources},
         source_urls={s.code: s.url for s in sources if s.url},
     )
+    return _Loaded(spec, {s.code: s for s in steps})

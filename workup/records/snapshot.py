@@ -4,9 +4,18 @@ Progress, suggested and not-yet steps (and the rules behind each suggestion) are
 stored on the workup and as indexed WorkupSuggestion rows on every write, so the
 worklist, its filters and the exports never evaluate rules per row. The snapshot
 is also "what the checklist showed before this write" (`shown_before`).
+
+Invariant: the snapshot changes only with the workup's version. A save that
+read the workup at version v builds on the snapshot it read, and claims v in
+the UPDATE that stores the new one (`store_snapshot(claim=...)`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F
 
 from workup.core import checklist as checklist_builder
 from workup.models import Workup, WorkupSuggestion
@@ -47,24 +56,69 @@ def snapshot_rows(workup: Workup) -> list[WorkupSuggestion]:
     ]
 
 
-def refresh_snapshot(workup: Workup) -> WorkupState:
-    """Store progress, suggested and not-yet steps on the workup, so lists never evaluate rules."""
+def refresh_snapshot(workup: Workup, *, new_version: bool = False) -> WorkupState:
+    """Store progress, suggested and not-yet steps on the workup, so lists never evaluate rules.
+
+    A caller that has not claimed the version for this change asks for `new_version`:
+    the snapshot never changes under a version a form was read at.
+    """
+    if new_version:
+        Workup.objects.filter(pk=workup.pk).update(version=F("version") + 1)
+        workup.refresh_from_db(fields=["version"])
     state = load_state(workup)
+    store_snapshot(workup, state)
+    return state
+
+
+def store_snapshot(workup: Workup, state: WorkupState, *, claim: Claim | None = None) -> bool:
+    """Store `state`'s checklist as the workup's snapshot: its columns and its rows.
+
+    With `claim`, the same UPDATE claims the workup's version (see records/writes.py):
+    False, and nothing stored, if someone else changed the workup since that version.
+    The instance then held the snapshot stored at that version, so the rows to change
+    follow from its columns; otherwise they are read.
+    """
+    stored = _rows(workup) if claim is not None else None
     set_snapshot_columns(workup, state.checklist())
-    Workup.objects.filter(pk=workup.pk).update(
-        progress_done=workup.progress_done,
-        progress_applicable=workup.progress_applicable,
-        suggested_steps=workup.suggested_steps,
-        not_yet_steps=workup.not_yet_steps,
-        suggestion_rules=workup.suggestion_rules,
-    )
+    columns = {name: getattr(workup, name) for name in ("progress_done", "progress_applicable")}
+    columns |= {name: getattr(workup, name) for name in SNAPSHOT}
+    queryset = Workup.objects.filter(pk=workup.pk)
+    if claim is not None:
+        queryset = queryset.filter(version=claim.version)
+        columns |= {
+            "version": F("version") + 1,
+            "last_change_at": claim.at,
+            "last_change_by": claim.user,
+        }
+    if not queryset.update(**columns):
+        return False
+    if claim is not None:
+        workup.version = claim.version + 1
+        workup.last_change_at = claim.at
+        workup.last_change_by = claim.user
+    if stored is None:
+        stored = set(
+            WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", "state")
+        )
     wanted = {(row.step_code, row.state): row for row in snapshot_rows(workup)}
-    existing = set(WorkupSuggestion.objects.filter(workup=workup).values_list("step_code", "state"))
     # One row per step (unique): a row whose state changed is replaced.
-    stale = [code for code, row_state in existing if (code, row_state) not in wanted]
+    stale = [code for code, row_state in stored if (code, row_state) not in wanted]
     if stale:
         WorkupSuggestion.objects.filter(workup=workup, step_code__in=stale).delete()
-    WorkupSuggestion.objects.bulk_create(
-        [row for key, row in wanted.items() if key not in existing]
-    )
-    return state
+    new = [row for key, row in wanted.items() if key not in stored]
+    if new:
+        WorkupSuggestion.objects.bulk_create(new)
+    return True
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Claim the workup's version `version` (it becomes version + 1), by `user` at `at`."""
+
+    version: int
+    user: object
+    at: datetime
+
+
+def _rows(workup: Workup) -> set[tuple[str, str]]:
+    return {(row.step_code, row.state) for row in snapshot_rows(workup)}

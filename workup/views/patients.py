@@ -33,7 +33,7 @@ def patient_new(request):
         patient.created_by = request.user
         with transaction.atomic():  # the patient and its audit row, or neither
             patient.save()
-        messages.success(request, f"Patient {patient} added.")
+        messages.success(request, "Patient added.")  # no name: messages travel in a cookie
         return redirect("patient_detail", patient_id=patient.pk)
     return render(
         request,
@@ -46,17 +46,22 @@ def patient_new(request):
 @require_http_methods(["GET", "POST"])
 def patient_detail(request, patient_id: int):
     patient = get_patient_for_user(request.user, patient_id)
-    writable = can_write(request.user, patient.site)
     if request.method == "POST":
-        require_write(request.user, patient.site)
+        require_write(request.user, patient.site)  # a read-only role: 403, and audited
+        writable = True
+    else:
+        writable = can_write(request.user, patient.site)
     form = PatientForm(
         request.POST or None,
         instance=patient,
         sites=writable_sites_for_user(request.user) if writable else sites_for_user(request.user),
     )
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():  # the change and its audit row, or neither
+        with transaction.atomic():  # the change, its audit row and the checklists, or none
             form.save()
+            writes.patient_changed(
+                patient=patient, fields=set(form.changed_data), user=request.user
+            )
         messages.success(request, "Patient details saved.")
         return redirect("patient_detail", patient_id=patient.pk)
     if not writable:

@@ -32,7 +32,7 @@ ADULT_AGE_YEARS = 18
 @require_POST
 def adult_pathway(request, workup_id: int):
     """D14: move a post-pubertal adolescent to the adult pathway (or back), with a reason."""
-    workup = get_workup_for_user(request.user, workup_id)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     require_write_workup(request.user, workup)
     form = AdultPathwayForm(request.POST)
     if not form.is_valid():
@@ -47,6 +47,7 @@ def adult_pathway(request, workup_id: int):
             reason=form.cleaned_data["reason"].strip(),
             user=request.user,
             expected_version=form.cleaned_data["workup_version"],
+            read=reads.load_read_state(workup),
         )
     except writes.WorkupConflict as conflict:
         messages.error(request, str(conflict))
@@ -133,6 +134,7 @@ def step_form(request, workup_id: int, step_code: str):
             user=request.user,
             expected_version=form.cleaned_data["workup_version"],
             record=editing,
+            read=state,
         )
     except writes.WorkupConflict:
         return _conflict_page(request, workup, step, form)
@@ -203,7 +205,7 @@ def _render_step_page(
 
 @require_POST
 def step_mark(request, workup_id: int, step_code: str):
-    workup = get_workup_for_user(request.user, workup_id)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     require_write_workup(request.user, workup)
     step = _spec_step(get_spec(workup.protocol), step_code)
     form = MarkForm(request.POST)
@@ -220,6 +222,7 @@ def step_mark(request, workup_id: int, step_code: str):
             reason=form.cleaned_data["reason"].strip(),
             user=request.user,
             expected_version=form.cleaned_data["workup_version"],
+            read=reads.load_read_state(workup),
         )
     except writes.WorkupConflict:
         return _conflict_page(request, workup, step, form, typed_mark=form.cleaned_data)
@@ -229,7 +232,7 @@ def step_mark(request, workup_id: int, step_code: str):
 
 @require_POST
 def step_unmark(request, workup_id: int, step_code: str):
-    workup = get_workup_for_user(request.user, workup_id)
+    workup = get_workup_for_user(request.user, workup_id, with_marks=True)
     require_write_workup(request.user, workup)
     step = _spec_step(get_spec(workup.protocol), step_code)
     try:
@@ -238,7 +241,11 @@ def step_unmark(request, workup_id: int, step_code: str):
         return HttpResponseBadRequest("Missing workup version.")
     try:
         result = writes.clear_mark(
-            workup=workup, step_code=step.code, user=request.user, expected_version=version
+            workup=workup,
+            step_code=step.code,
+            user=request.user,
+            expected_version=version,
+            read=reads.load_read_state(workup),
         )
     except writes.WorkupConflict as conflict:
         messages.error(request, str(conflict))
