@@ -36,8 +36,13 @@ def case_label(case: Any, index: int) -> str:
     return f"case {case_id if case_id is not None else f'#{index + 1}'}"
 
 
-def evaluate_case(spec: ProtocolSpec, case: Any, index: int = 0) -> tuple[dict, Evaluation]:
-    """The suggestions for one case (the `workup_suggest` output) and the evaluation behind it."""
+def evaluate_case(
+    spec: ProtocolSpec, case: Any, index: int = 0, *, interpreted: bool = False
+) -> tuple[dict, Evaluation]:
+    """The suggestions for one case (the `workup_suggest` output) and the evaluation behind it.
+
+    `interpreted`: run the rules in the JSONLogic interpreter (the reference), not compiled.
+    """
     if not isinstance(case, dict):
         raise InvalidCase(f"case #{index + 1}: expected an object")
     case_id = case.get("id", f"#{index + 1}")
@@ -79,7 +84,7 @@ def evaluate_case(spec: ProtocolSpec, case: Any, index: int = 0) -> tuple[dict, 
         ),
         records=records,
     )
-    evaluation = evaluate(spec, facts)
+    evaluation = evaluate(spec, facts, interpreted=interpreted)
     warnings = [f"could not evaluate: {e}" for e in evaluation.errors]
     for step_code, field_code, supplied in supplied_calculated:
         computed = evaluation.facts[step_code].get(field_code)

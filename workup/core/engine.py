@@ -1,14 +1,16 @@
 """The checklist engine: facts -> calculations -> rule outcomes -> step states.
 
 Pure functions over plain data (`spec.py`): no ORM, no request. Rules and
-calculations are JSONLogic, evaluated by the maintained maykin-json-logic-py
-package. See docs/protocol-authoring.md for the facts every expression sees and
-how a step's state is decided.
+calculations are JSONLogic, run compiled (`compiler.py`, once per protocol
+version); `evaluate(..., interpreted=True)` runs them in the maintained
+maykin-json-logic-py interpreter instead, the reference the compiled rules are
+tested against. See docs/protocol-authoring.md for the facts every expression
+sees and how a step's state is decided.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -155,22 +157,27 @@ def evaluate(
     spec: ProtocolSpec,
     facts: dict[str, Any],
     marks: Mapping[str, str] | None = None,
+    *,
+    interpreted: bool = False,
 ) -> Evaluation:
     """Run calculations, rules, criteria and disagreements; decide every step's state.
 
     `marks` maps step codes to a clinician's mark (ordered, not_indicated, declined).
+    `interpreted` runs the expressions in the JSONLogic package (the reference).
     """
     facts = {key: dict(value) if isinstance(value, dict) else value for key, value in facts.items()}
     facts["calc"] = {}
     errors: list[str] = []
-    derived = _run_calculations(spec, facts, errors)
+    # The compiled expressions by id, or None: every expression runs in the interpreter.
+    run = None if interpreted else spec.compiled.by_id
+    derived = _run_calculations(spec, facts, errors, run)
 
     outcomes: dict[str, list[tuple[RuleSpec, str | None]]] = {}
     for rule in spec.rules:
         if not rule.enabled or rule.action == "housekeeping" or not rule.target_step:
             continue
-        if _truthy(_apply(rule.condition, facts, f"rule {rule.code}", errors)):
-            label = _label(rule, facts, errors)
+        if _truthy(_apply(rule.condition, facts, "rule {}", errors, run, rule.code)):
+            label = _label(rule, facts, errors, run)
             outcomes.setdefault(rule.target_step, []).append((rule, label))
 
     marks = marks or {}
@@ -180,21 +187,21 @@ def evaluate(
             facts,
             outcomes.get(step.code, []),
             marks.get(step.code),
-            _missing_inputs(step, facts, errors),
+            _missing_inputs(step, facts, errors, run),
         )
         for step in spec.steps
     }
     criteria = {
         item.code: CriterionOutcome(
-            who=_criterion_status(item.who_logic, facts, f"{item.code} (WHO)", errors),
-            icc=_criterion_status(item.icc_logic, facts, f"{item.code} (ICC)", errors),
+            who=_criterion_status(item.who_logic, facts, "{} (WHO)", errors, run, item.code),
+            icc=_criterion_status(item.icc_logic, facts, "{} (ICC)", errors, run, item.code),
         )
         for item in spec.criteria
     }
     disagreements = [
         d.code
         for d in spec.disagreements
-        if _truthy(_apply(d.condition, facts, f"disagreement {d.code}", errors))
+        if _truthy(_apply(d.condition, facts, "disagreement {}", errors, run, d.code))
     ]
     return Evaluation(
         facts=facts,
@@ -206,16 +213,12 @@ def evaluate(
     )
 
 
-def _run_calculations(spec: ProtocolSpec, facts: dict[str, Any], errors: list[str]) -> dict:
-    calculated_fields = [
-        (step.code, f.code, f.calculation)
-        for step in spec.steps
-        for f in step.fields
-        if f.calculation
-    ]
+def _run_calculations(
+    spec: ProtocolSpec, facts: dict[str, Any], errors: list[str], run: Run
+) -> dict:
     derived: dict[str, Any] = {}
     for calc in spec.calculations:
-        value = _apply(calc.expression, facts, f"calculation {calc.code}", errors)
+        value = _apply(calc.expression, facts, "calculation {}", errors, run, calc.code)
         if isinstance(value, float):
             value = round(value, 4)
         elif value == "" or value == []:
@@ -225,24 +228,25 @@ def _run_calculations(spec: ProtocolSpec, facts: dict[str, Any], errors: list[st
         facts["calc"][calc.code] = value
         # Fields filled by this calculation (e.g. history.rema_score) become
         # visible to later calculations and to the rules at once.
-        for step_code, field_code, source in calculated_fields:
-            if source == calc.code:
-                facts[step_code][field_code] = value
+        for step_code, field_code in spec.fields_filled_by.get(calc.code, ()):
+            facts[step_code][field_code] = value
     return derived
 
 
-def _missing_inputs(step: StepSpec, facts: dict[str, Any], errors: list[str]) -> list[str]:
+def _missing_inputs(
+    step: StepSpec, facts: dict[str, Any], errors: list[str], run: Run
+) -> list[str]:
     """Labels of the step's deciding inputs that are not recorded (when they apply)."""
     if not step.deciding_inputs or facts["done"].get(step.code):
         return []
     if step.deciding_applies not in (None, {}) and not _truthy(
-        _apply(step.deciding_applies, facts, f"deciding inputs of {step.code}", errors)
+        _apply(step.deciding_applies, facts, "deciding inputs of {}", errors, run, step.code)
     ):
         return []
     return [
         item.label
         for item in step.deciding_inputs
-        if not _truthy(_apply(item.recorded, facts, f"deciding input of {step.code}", errors))
+        if not _truthy(_apply(item.recorded, facts, "deciding input of {}", errors, run, step.code))
     ]
 
 
@@ -287,26 +291,30 @@ def _decide_step(
     return outcome
 
 
-def _criterion_status(logic: Any, facts: dict, where: str, errors: list[str]) -> str | None:
+def _criterion_status(
+    logic: Any, facts: dict, where: str, errors: list[str], run: Run, code: str
+) -> str | None:
     if logic is None:
         return None  # not part of this classification
-    value = _apply(logic, facts, where, errors)
+    value = _apply(logic, facts, where, errors, run, code)
     if value is None:
         return NOT_ASSESSED
     if value == NOT_APPLICABLE:
         return NOT_APPLICABLE
     if isinstance(value, bool):
         return DOCUMENTED if value else NOT_DOCUMENTED
-    errors.append(f"{where}: gave {value!r}, expected true, false, null or 'not_applicable'")
+    errors.append(
+        f"{where.format(code)}: gave {value!r}, expected true, false, null or 'not_applicable'"
+    )
     return NOT_ASSESSED
 
 
-def _label(rule: RuleSpec, facts: dict, errors: list[str]) -> str | None:
+def _label(rule: RuleSpec, facts: dict, errors: list[str], run: Run) -> str | None:
     if rule.label is None or rule.label == "":
         return None
     if isinstance(rule.label, str):
         return rule.label
-    value = _apply(rule.label, facts, f"label of rule {rule.code}", errors)
+    value = _apply(rule.label, facts, "label of rule {}", errors, run, rule.code)
     if isinstance(value, list):  # e.g. the inputs a score still needs, joined for reading
         value = _join([str(v) for v in value if v not in (None, "")])
     return str(value) if value not in (None, "") else None
@@ -319,13 +327,21 @@ def _join(words: list[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
-def _apply(expression: Any, facts: dict, where: str, errors: list[str]) -> Any:
-    if expression in ({}, None):
+Run = dict[int, Callable[[dict], Any]] | None
+
+
+def _apply(expression: Any, facts: dict, where: str, errors: list[str], run: Run, code: str) -> Any:
+    """Run one expression; a failure is reported where it is (`where` formatted with `code`:
+    built only then, as most evaluations report nothing)."""
+    if expression is None or expression == {}:
         return None
     try:
-        return jsonLogic(expression, facts)
+        compiled = run.get(id(expression)) if run is not None else None
+        if compiled is None:  # interpreted (or a literal, which is its own value)
+            return jsonLogic(expression, facts)
+        return compiled(facts)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hidden
-        errors.append(f"{where} could not be evaluated: {exc}")
+        errors.append(f"{where.format(code)} could not be evaluated: {exc}")
         return None
 
 

@@ -7,9 +7,12 @@ Built from the database (`protocol_cache.py`) or straight from a fixture file
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+from workup.core.compiler import CompiledExpressions
 
 JSONLogic = Any
 
@@ -185,6 +188,40 @@ class ProtocolSpec:
     trend_value_label: str = ""
     trend_series: tuple[TrendSeriesSpec, ...] = ()
     id: int | None = None
+
+    def expressions(self) -> Iterator[tuple[str, JSONLogic]]:
+        """Every JSONLogic expression the engine runs, with where it is (as checks name it)."""
+        for calc in self.calculations:
+            yield f"calculation {calc.code}", calc.expression
+        for rule in self.rules:
+            yield f"rule {rule.code}", rule.condition
+            if rule.label is not None and not isinstance(rule.label, str):
+                yield f"rule {rule.code} label", rule.label
+        for step in self.steps:
+            where = f"step {step.code} deciding inputs"
+            yield f"{where} (applies)", step.deciding_applies
+            for number, item in enumerate(step.deciding_inputs, start=1):
+                yield f"{where} #{number}", item.recorded
+        for item in self.criteria:
+            yield f"criterion {item.code} (WHO)", item.who_logic
+            yield f"criterion {item.code} (ICC)", item.icc_logic
+        for d in self.disagreements:
+            yield f"disagreement {d.code}", d.condition
+
+    @cached_property
+    def compiled(self) -> CompiledExpressions:
+        """The expressions compiled once, for as long as this version's spec is cached."""
+        return CompiledExpressions(expression for _, expression in self.expressions())
+
+    @cached_property
+    def fields_filled_by(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """calculation code -> the (step, field) codes it fills (e.g. history.rema_score)."""
+        filled: dict[str, list[tuple[str, str]]] = {}
+        for step in self.steps:
+            for f in step.fields:
+                if f.calculation:
+                    filled.setdefault(f.calculation, []).append((step.code, f.code))
+        return {code: tuple(pairs) for code, pairs in filled.items()}
 
     @cached_property
     def steps_by_code(self) -> dict[str, StepSpec]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from json_logic import ALL_OPERATIONS
 
+from workup.core.compiler import CompileError, compile_expression
 from workup.core.spec import ProtocolSpec
 
 PATIENT_VARIABLES = ("patient.age_years", "patient.sex", "patient.adult_pathway")
@@ -76,6 +77,11 @@ def check_expression(expression: Any, known: set[str], where: str) -> list[str]:
     if expression in ({}, None):
         return []
     names, problems = variables_in(expression)
+    try:
+        compile_expression(expression)
+    except CompileError as refused:  # e.g. an operator inside a map, where the walk stops
+        if str(refused) not in problems:
+            problems.append(str(refused))
     messages = [f"{where}: {p}" for p in problems]
     for name in sorted(names - known):
         messages.append(f"{where}: unknown variable '{name}'{_hint(name, known)}")
