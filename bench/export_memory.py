@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--write", action="store_true", help="add the figures to results.md")
     args = parser.parse_args()
     db = args.db or Path(f"/tmp/export-bench-{args.count}.sqlite3")
     output = args.output or db.with_suffix(".csv")
@@ -215,6 +216,8 @@ def main() -> None:
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     with open(output, encoding="utf-8") as handle:
         rows = sum(1 for _ in handle) - 1
+    if args.write:
+        write_results(args, rows, measured, seed_seconds)
     print(
         json.dumps(
             {
@@ -229,6 +232,47 @@ def main() -> None:
             },
             indent=1,
         )
+    )
+
+
+def write_results(args, rows: int, measured: dict, seed_seconds: float) -> None:
+    """This size's line in the export section of bench/results.md (other sizes kept)."""
+    from datetime import UTC, datetime
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from run import RESULTS, write_section
+
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    begin, end = "<!-- begin export -->", "<!-- end export -->"
+    rows_before = []
+    if begin in text and end in text:
+        section = text[text.index(begin) + len(begin) : text.index(end)]
+        rows_before = [
+            line
+            for line in section.splitlines()
+            if line.startswith("| ")
+            and not line.startswith("| workups")
+            and not line.startswith(f"| {args.count:,} ")
+        ]
+    load = os.getloadavg()[0]
+    row = (
+        f"| {args.count:,} | {rows:,} | {measured['seconds']:.1f} | "
+        f"{measured['peak_rss_mib']:.1f} | {args.chunk_size} | "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load:.1f} |"
+    )
+    table = sorted([*rows_before, row], key=lambda line: int(line.split("|")[1].replace(",", "")))
+    write_section(
+        "export",
+        [
+            "## CSV export of one site's workups",
+            "",
+            "`bench/export_memory.py N --write`: SQLite, N synthetic workups with a realistic",
+            "mix of results, `export_workups` in a child process (its own peak RSS).",
+            "",
+            "| workups | rows | seconds | peak RSS, MiB | chunk | measured |",
+            "|--:|--:|--:|--:|--:|---|",
+            *table,
+        ],
     )
 
 

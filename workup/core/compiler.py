@@ -540,7 +540,8 @@ class CompiledExpressions:
 
     def __init__(self, expressions):
         # The expressions are kept: while they live, no other object can take their ids.
-        self._expressions = [e for e in expressions if isinstance(e, dict | list)]
+        # ({} is no expression: the engine gives None for it without running anything.)
+        self._expressions = [e for e in expressions if isinstance(e, dict | list) and e != {}]
         self.by_id: dict[int, Compiled] = {
             id(expression): _compiled_or_interpreted(expression) for expression in self._expressions
         }

@@ -333,13 +333,15 @@ Run = dict[int, Callable[[dict], Any]] | None
 def _apply(expression: Any, facts: dict, where: str, errors: list[str], run: Run, code: str) -> Any:
     """Run one expression; a failure is reported where it is (`where` formatted with `code`:
     built only then, as most evaluations report nothing)."""
-    if expression is None or expression == {}:
-        return None
     try:
-        compiled = run.get(id(expression)) if run is not None else None
-        if compiled is None:  # interpreted (or a literal, which is its own value)
-            return jsonLogic(expression, facts)
-        return compiled(facts)
+        if run is not None:
+            compiled = run.get(id(expression))
+            if compiled is not None:
+                return compiled(facts)
+        # Interpreted, or no expression, or a literal (which is its own value).
+        if expression is None or expression == {}:
+            return None
+        return jsonLogic(expression, facts)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hidden
         errors.append(f"{where.format(code)} could not be evaluated: {exc}")
         return None

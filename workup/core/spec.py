@@ -80,9 +80,13 @@ class StepSpec:
     deciding_applies: JSONLogic = None
 
     def field(self, code: str) -> FieldSpec | None:
-        return next((f for f in self.fields if f.code == code), None)
+        return self.fields_by_code.get(code)
 
-    @property
+    @cached_property
+    def fields_by_code(self) -> dict[str, FieldSpec]:
+        return {f.code: f for f in self.fields}
+
+    @cached_property
     def entry_fields(self) -> tuple[FieldSpec, ...]:
         """The fields a clinician types in (calculated fields are never typed)."""
         return tuple(f for f in self.fields if not f.is_calculated)

@@ -17,14 +17,13 @@ def validate_step_values(step: StepSpec, values: Any) -> list[str]:
     problems = []
     for code, value in values.items():
         field = step.field(code)
-        where = f"{step.code}.{code}"
         if field is None:
             known = ", ".join(f.code for f in step.fields)
-            problems.append(f"{where}: unknown field (fields of {step.code}: {known})")
+            problems.append(f"{step.code}.{code}: unknown field (fields of {step.code}: {known})")
             continue
         if value is None:
             continue
-        problems += [f"{where}: {p}" for p in _check(field, value)]
+        problems += [f"{step.code}.{code}: {p}" for p in _check(field, value)]
     for field in step.entry_fields:
         # A field asked only for some answers (shown_if) is required only when asked.
         if field.required and field.shown_for(values) and values.get(field.code) is None:

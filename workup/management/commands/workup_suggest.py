@@ -31,7 +31,15 @@ class Command(BaseCommand):
             results = [suggest(spec, case, index) for index, case in enumerate(data)]
         except InvalidCase as error:
             raise CommandError(str(error), returncode=2) from None
-        self.stdout.write(json.dumps(results, indent=2, ensure_ascii=False))
+        self.stdout.write(self._json(results))
+
+    def _json(self, results: list[dict]) -> str:
+        """Indented for a person at a terminal; one line per case for a program (a JSON
+        list either way), which json's C encoder writes several times faster."""
+        if self.stdout.isatty():
+            return json.dumps(results, indent=2, ensure_ascii=False)
+        lines = ",\n".join(json.dumps(result, ensure_ascii=False) for result in results)
+        return f"[\n{lines}\n]" if results else "[]"
 
     def _read(self, path: str):
         try:
