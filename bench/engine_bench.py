@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-PUBLIC_VIGNETTES = ROOT.parent / "shared" / "docs" / "example-vignettes.json"
+# The public examples E01-E10, as given, are the first cases of the v2 case library.
+EXAMPLES = ROOT / "fixtures" / "cases" / "mastocytosis-v2-vignettes.json"
 LIBRARY = ROOT / "fixtures" / "cases" / "mastocytosis-vignettes.json"
 
 
@@ -58,10 +59,9 @@ def inputs(spec, seeded: int):
         )
 
     cases = []
-    for path in (PUBLIC_VIGNETTES, LIBRARY):
-        if path.exists():
-            for case in json.loads(path.read_text(encoding="utf-8")):
-                cases.append((facts_of(case["patient"], case.get("findings", {})), path.stem))
+    examples = [c for c in json.loads(EXAMPLES.read_text(encoding="utf-8")) if c["id"][0] == "E"]
+    for case in examples + json.loads(LIBRARY.read_text(encoding="utf-8")):
+        cases.append((facts_of(case["patient"], case.get("findings", {})), case["id"]))
     rng = random.Random(20261207)
     for index in range(seeded):
         findings, adult = _findings(rng, index)

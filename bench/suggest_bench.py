@@ -28,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-PUBLIC_VIGNETTES = ROOT.parent / "shared" / "docs" / "example-vignettes.json"
+# The public examples E01-E10, as given, are the first cases of the v2 case library.
+EXAMPLES = ROOT / "fixtures" / "cases" / "mastocytosis-v2-vignettes.json"
 PROTOCOL_FIXTURE = "fixtures/mastocytosis.json"
 
 
@@ -79,7 +80,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    vignettes = json.loads(PUBLIC_VIGNETTES.read_text(encoding="utf-8"))
+    vignettes = [c for c in json.loads(EXAMPLES.read_text(encoding="utf-8")) if c["id"][0] == "E"]
     with tempfile.TemporaryDirectory(prefix="suggest-bench-") as scratch:
         scratch = Path(scratch)
         many, one = scratch / "cases.json", scratch / "one.json"
