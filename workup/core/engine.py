@@ -173,9 +173,7 @@ def evaluate(
     derived = _run_calculations(spec, facts, errors, run)
 
     outcomes: dict[str, list[tuple[RuleSpec, str | None]]] = {}
-    for rule in spec.rules:
-        if not rule.enabled or rule.action == "housekeeping" or not rule.target_step:
-            continue
+    for rule in spec.step_rules:
         if _truthy(_apply(rule.condition, facts, "rule {}", errors, run, rule.code)):
             label = _label(rule, facts, errors, run)
             outcomes.setdefault(rule.target_step, []).append((rule, label))
@@ -260,7 +258,8 @@ def _decide_step(
     """Precedence: done (unless suggested again) > mark > suggested > not yet > not indicated."""
     done = bool(facts["done"].get(step.code))
     outcome = StepOutcome(code=step.code, state=NOT_SUGGESTED, done=done, mark=mark)
-    fired = sorted(fired, key=lambda pair: (pair[0].priority, pair[0].code))
+    if len(fired) > 1:
+        fired = sorted(fired, key=lambda pair: (pair[0].priority, pair[0].code))
     for rule, label in fired:
         reason = RuleOutcome(rule=rule, label=label)
         if rule.action == "suggest":

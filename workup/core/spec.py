@@ -243,5 +243,12 @@ class ProtocolSpec:
         return {rule.code: rule for rule in self.rules}
 
     @cached_property
+    def step_rules(self) -> tuple[RuleSpec, ...]:
+        """The rules the engine evaluates: enabled, about a step (not housekeeping)."""
+        return tuple(
+            r for r in self.rules if r.enabled and r.action != "housekeeping" and r.target_step
+        )
+
+    @cached_property
     def housekeeping_rules(self) -> tuple[RuleSpec, ...]:
         return tuple(r for r in self.rules if r.action == "housekeeping")
