@@ -94,7 +94,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     setup()
-    from run import write_section
+    from run import ratio_table, write_section
 
     from workup.core.spec import ProtocolSpec
     from workup.protocols.file import read_protocol_file
@@ -111,8 +111,6 @@ def main() -> int:
         compiled, interpreted = one_round(spec, cases)
         rounds.append((statistics.median(compiled) * 1000, statistics.median(interpreted) * 1000))
         loads.append(os.getloadavg()[0])
-    compiled_ms = statistics.median(r[0] for r in rounds)
-    interpreted_ms = statistics.median(r[1] for r in rounds)
     lines = [
         "## Rules engine: compiled against interpreted",
         "",
@@ -123,14 +121,11 @@ def main() -> int:
         f"by case; {args.rounds} rounds. Load average (1 min) {min(loads):.1f} to "
         f"{max(loads):.1f} on {os.cpu_count()} cores.",
         "",
-        "| round | compiled, ms per evaluation (median) | interpreted | ratio |",
-        "|---|--:|--:|--:|",
-        *(
-            f"| {n} | {c:.2f} | {i:.2f} | {i / c:.1f}x |"
-            for n, (c, i) in enumerate(rounds, start=1)
+        *ratio_table(
+            "interpreted, ms per evaluation (median)",
+            "compiled",
+            [(interpreted, compiled) for compiled, interpreted in rounds],
         ),
-        f"| **median** | **{compiled_ms:.2f}** | **{interpreted_ms:.2f}** | "
-        f"**{interpreted_ms / compiled_ms:.1f}x** |",
     ]
     print("\n".join(lines))
     if not args.no_write:

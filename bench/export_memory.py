@@ -28,7 +28,7 @@ SITE_CODE = "bench"
 PROTOCOL_FIXTURE = ROOT / "fixtures" / "mastocytosis.json"
 
 
-def _environment(db: Path) -> dict[str, str]:
+def scratch_environment(db: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"sqlite:///{db}",
@@ -90,7 +90,7 @@ def _findings(rng: random.Random, index: int) -> dict[str, dict]:
 
 def seed(db: Path, count: int) -> float:
     """Seed `count` synthetic workups unless the database already holds them; seconds taken."""
-    env = _environment(db)
+    env = scratch_environment(db)
     os.environ.update(env)
     import django
 
@@ -160,7 +160,7 @@ def child(db: Path, output: Path, chunk_size: int) -> None:
     """Run the export in this (child) process; print its peak RSS as JSON."""
     import resource
 
-    os.environ.update(_environment(db))
+    os.environ.update(scratch_environment(db))
     import django
 
     django.setup()
@@ -189,7 +189,7 @@ def main() -> None:
         child(db, output, args.chunk_size)
         return
 
-    env = _environment(db)
+    env = scratch_environment(db)
     started = time.perf_counter()
     _manage(env, "migrate", "--noinput", "-v0")
     _manage(env, "load_protocol", str(PROTOCOL_FIXTURE), "-v0")

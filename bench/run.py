@@ -609,6 +609,18 @@ def machine(db: Database, server_settings: str, args) -> list[str]:
     ]
 
 
+def ratio_table(slow: str, fast: str, rounds: list[tuple[float, float]]) -> list[str]:
+    """A table of (slow, fast) milliseconds per round, then their medians, with the ratios."""
+    slow_ms = statistics.median(r[0] for r in rounds)
+    fast_ms = statistics.median(r[1] for r in rounds)
+    return [
+        f"| round | {slow} | {fast} | ratio |",
+        "|---|--:|--:|--:|",
+        *(f"| {n} | {s:.2f} | {f:.2f} | {s / f:.1f}x |" for n, (s, f) in enumerate(rounds, 1)),
+        f"| **median** | **{slow_ms:.2f}** | **{fast_ms:.2f}** | **{slow_ms / fast_ms:.1f}x** |",
+    ]
+
+
 def write_section(key: str, lines: list[str]) -> None:
     """Replace this run's section of bench/results.md, keeping the others."""
     begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,20 +31,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 EXAMPLES = ROOT / "fixtures" / "cases" / "mastocytosis-v2-vignettes.json"
 PROTOCOL_FIXTURE = "fixtures/mastocytosis.json"
 
-
-def environment(db: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"sqlite:///{db}",
-        SECRET_KEY="bench-only-secret-key",
-        DEBUG="true",
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    return env
+from export_memory import scratch_environment  # noqa: E402 - after the path above
+from run import ratio_table, write_section  # noqa: E402
 
 
 def prepare(tree: Path, db: Path) -> dict[str, str]:
-    env = environment(db)
+    env = scratch_environment(db)
     for command in (["migrate", "-v", "0"], ["load_protocol", PROTOCOL_FIXTURE]):
         subprocess.run(
             [sys.executable, "manage.py", *command],
@@ -113,8 +104,6 @@ def main() -> int:
                 cwd=ROOT,
                 check=False,
             )
-    base_ms = statistics.median(per_case["base"])
-    now_ms = statistics.median(per_case["now"])
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -127,18 +116,14 @@ def main() -> int:
         f"turns, {args.rounds} rounds. Load average (1 min) {min(loads):.1f} to "
         f"{max(loads):.1f} on {os.cpu_count()} cores.",
         "",
-        f"| round | {args.base}, ms per case | {head}, ms per case | ratio |",
-        "|---|--:|--:|--:|",
-        *(
-            f"| {n} | {b:.2f} | {c:.2f} | {b / c:.1f}x |"
-            for n, (b, c) in enumerate(zip(per_case["base"], per_case["now"], strict=True), start=1)
+        *ratio_table(
+            f"{args.base}, ms per case",
+            f"{head}, ms per case",
+            list(zip(per_case["base"], per_case["now"], strict=True)),
         ),
-        f"| **median** | **{base_ms:.2f}** | **{now_ms:.2f}** | **{base_ms / now_ms:.1f}x** |",
     ]
     print("\n".join(lines))
     if not args.no_write:
-        from run import write_section
-
         write_section("suggest", lines)
     return 0
 

@@ -393,60 +393,40 @@ def _if_without_else(condition, then):
     return node
 
 
-def _and(*args):
-    if len(args) == 2:
-        first, second = args
-
-        def both(data):
-            a, b = first(data), second(data)  # both run: the package does not short-circuit
-            return a and b
-
-        return both
-    if len(args) == 3:
-        first, second, third = args
-
-        def all_three(data):
-            a, b, c = first(data), second(data), third(data)
-            return a and b and c
-
-        return all_three
-
-    def node(data):
-        values = [arg(data) for arg in args]
-        result = True
-        for value in values:
-            result = result and value
-        return result
-
-    return node
+# and / or with two or three operands, written out; any other count takes the package's
+# own (a fold over every operand, evaluated first: it does not short-circuit either).
 
 
-def _or(*args):
-    if len(args) == 2:
-        first, second = args
+def _and_two(first, second):
+    def both(data):
+        a, b = first(data), second(data)  # both run: the package does not short-circuit
+        return a and b
 
-        def either(data):
-            a, b = first(data), second(data)
-            return a or b
+    return both
 
-        return either
-    if len(args) == 3:
-        first, second, third = args
 
-        def any_of_three(data):
-            a, b, c = first(data), second(data), third(data)
-            return a or b or c
+def _and_three(first, second, third):
+    def all_three(data):
+        a, b, c = first(data), second(data), third(data)
+        return a and b and c
 
-        return any_of_three
+    return all_three
 
-    def node(data):
-        values = [arg(data) for arg in args]
-        result = False
-        for value in values:
-            result = result or value
-        return result
 
-    return node
+def _or_two(first, second):
+    def either(data):
+        a, b = first(data), second(data)
+        return a or b
+
+    return either
+
+
+def _or_three(first, second, third):
+    def any_of_three(data):
+        a, b, c = first(data), second(data), third(data)
+        return a or b or c
+
+    return any_of_three
 
 
 def _comparison(compare):
@@ -521,38 +501,29 @@ _SPECIAL: dict[tuple[str, int], Callable[..., Compiled]] = {
     (">=", 2): _comparison(_COMPARE[">="]),
     ("if", 5): _if_chain,
     ("if", 7): _if_chain,
+    ("and", 2): _and_two,
+    ("and", 3): _and_three,
+    ("or", 2): _or_two,
+    ("or", 3): _or_three,
     ("in", 2): _in,
 }
-for _count in range(0, 12):
-    _SPECIAL[("and", _count)] = _and
-    _SPECIAL[("or", _count)] = _or
 
 
 class CompiledExpressions:
-    """Every expression of one protocol version, compiled once, found by identity.
+    """Every expression of one protocol version, compiled once, found by identity (`by_id`).
 
     The spec owns its expressions for as long as it lives (and this lives on the
-    spec), so an expression's id names it, and this keeps them too, so that no
-    other object can take one of their ids while it lives. An
-    expression the compiler refuses (check_protocol refuses it first) runs in the
-    interpreter, which reports the same error at run time.
+    spec), and this keeps them too, so no other object can take one of their ids
+    while it lives. An expression the compiler refuses (check_protocol refuses it
+    first) runs in the interpreter, which reports the same error at run time.
     """
 
     def __init__(self, expressions):
-        # The expressions are kept: while they live, no other object can take their ids.
         # ({} is no expression: the engine gives None for it without running anything.)
         self._expressions = [e for e in expressions if isinstance(e, dict | list) and e != {}]
         self.by_id: dict[int, Compiled] = {
             id(expression): _compiled_or_interpreted(expression) for expression in self._expressions
         }
-
-    def run(self, expression: Any, facts: Any) -> Any:
-        compiled = self.by_id.get(id(expression))
-        if compiled is not None:
-            return compiled(facts)
-        if not isinstance(expression, dict | list):
-            return expression
-        return _compiled_or_interpreted(expression)(facts)
 
 
 def _compiled_or_interpreted(expression: Any) -> Compiled:

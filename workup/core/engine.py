@@ -169,13 +169,13 @@ def evaluate(
     facts["calc"] = {}
     errors: list[str] = []
     # The compiled expressions by id, or None: every expression runs in the interpreter.
-    run = None if interpreted else spec.compiled.by_id
-    derived = _run_calculations(spec, facts, errors, run)
+    compiled = None if interpreted else spec.compiled.by_id
+    derived = _run_calculations(spec, facts, errors, compiled)
 
     outcomes: dict[str, list[tuple[RuleSpec, str | None]]] = {}
     for rule in spec.step_rules:
-        if _truthy(_apply(rule.condition, facts, "rule {}", errors, run, rule.code)):
-            label = _label(rule, facts, errors, run)
+        if _truthy(_apply(rule.condition, facts, "rule {}", errors, compiled, rule.code)):
+            label = _label(rule, facts, errors, compiled)
             outcomes.setdefault(rule.target_step, []).append((rule, label))
 
     marks = marks or {}
@@ -185,21 +185,21 @@ def evaluate(
             facts,
             outcomes.get(step.code, []),
             marks.get(step.code),
-            _missing_inputs(step, facts, errors, run),
+            _missing_inputs(step, facts, errors, compiled),
         )
         for step in spec.steps
     }
     criteria = {
         item.code: CriterionOutcome(
-            who=_criterion_status(item.who_logic, facts, "{} (WHO)", errors, run, item.code),
-            icc=_criterion_status(item.icc_logic, facts, "{} (ICC)", errors, run, item.code),
+            who=_criterion_status(item.who_logic, facts, "{} (WHO)", errors, compiled, item.code),
+            icc=_criterion_status(item.icc_logic, facts, "{} (ICC)", errors, compiled, item.code),
         )
         for item in spec.criteria
     }
     disagreements = [
         d.code
         for d in spec.disagreements
-        if _truthy(_apply(d.condition, facts, "disagreement {}", errors, run, d.code))
+        if _truthy(_apply(d.condition, facts, "disagreement {}", errors, compiled, d.code))
     ]
     return Evaluation(
         facts=facts,
@@ -212,11 +212,11 @@ def evaluate(
 
 
 def _run_calculations(
-    spec: ProtocolSpec, facts: dict[str, Any], errors: list[str], run: Run
+    spec: ProtocolSpec, facts: dict[str, Any], errors: list[str], compiled: CompiledTable
 ) -> dict:
     derived: dict[str, Any] = {}
     for calc in spec.calculations:
-        value = _apply(calc.expression, facts, "calculation {}", errors, run, calc.code)
+        value = _apply(calc.expression, facts, "calculation {}", errors, compiled, calc.code)
         if isinstance(value, float):
             value = round(value, 4)
         elif value == "" or value == []:
@@ -232,19 +232,21 @@ def _run_calculations(
 
 
 def _missing_inputs(
-    step: StepSpec, facts: dict[str, Any], errors: list[str], run: Run
+    step: StepSpec, facts: dict[str, Any], errors: list[str], compiled: CompiledTable
 ) -> list[str]:
     """Labels of the step's deciding inputs that are not recorded (when they apply)."""
     if not step.deciding_inputs or facts["done"].get(step.code):
         return []
     if step.deciding_applies not in (None, {}) and not _truthy(
-        _apply(step.deciding_applies, facts, "deciding inputs of {}", errors, run, step.code)
+        _apply(step.deciding_applies, facts, "deciding inputs of {}", errors, compiled, step.code)
     ):
         return []
     return [
         item.label
         for item in step.deciding_inputs
-        if not _truthy(_apply(item.recorded, facts, "deciding input of {}", errors, run, step.code))
+        if not _truthy(
+            _apply(item.recorded, facts, "deciding input of {}", errors, compiled, step.code)
+        )
     ]
 
 
@@ -291,11 +293,11 @@ def _decide_step(
 
 
 def _criterion_status(
-    logic: Any, facts: dict, where: str, errors: list[str], run: Run, code: str
+    logic: Any, facts: dict, where: str, errors: list[str], compiled: CompiledTable, code: str
 ) -> str | None:
     if logic is None:
         return None  # not part of this classification
-    value = _apply(logic, facts, where, errors, run, code)
+    value = _apply(logic, facts, where, errors, compiled, code)
     if value is None:
         return NOT_ASSESSED
     if value == NOT_APPLICABLE:
@@ -308,12 +310,12 @@ def _criterion_status(
     return NOT_ASSESSED
 
 
-def _label(rule: RuleSpec, facts: dict, errors: list[str], run: Run) -> str | None:
+def _label(rule: RuleSpec, facts: dict, errors: list[str], compiled: CompiledTable) -> str | None:
     if rule.label is None or rule.label == "":
         return None
     if isinstance(rule.label, str):
         return rule.label
-    value = _apply(rule.label, facts, "label of rule {}", errors, run, rule.code)
+    value = _apply(rule.label, facts, "label of rule {}", errors, compiled, rule.code)
     if isinstance(value, list):  # e.g. the inputs a score still needs, joined for reading
         value = _join([str(v) for v in value if v not in (None, "")])
     return str(value) if value not in (None, "") else None
@@ -326,17 +328,19 @@ def _join(words: list[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
-Run = dict[int, Callable[[dict], Any]] | None
+CompiledTable = dict[int, Callable[[dict], Any]] | None
 
 
-def _apply(expression: Any, facts: dict, where: str, errors: list[str], run: Run, code: str) -> Any:
+def _apply(
+    expression: Any, facts: dict, where: str, errors: list[str], compiled: CompiledTable, code: str
+) -> Any:
     """Run one expression; a failure is reported where it is (`where` formatted with `code`:
     built only then, as most evaluations report nothing)."""
     try:
-        if run is not None:
-            compiled = run.get(id(expression))
-            if compiled is not None:
-                return compiled(facts)
+        if compiled is not None:
+            function = compiled.get(id(expression))
+            if function is not None:
+                return function(facts)
         # Interpreted, or no expression, or a literal (which is its own value).
         if expression is None or expression == {}:
             return None

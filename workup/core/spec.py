@@ -193,29 +193,27 @@ class ProtocolSpec:
     trend_series: tuple[TrendSeriesSpec, ...] = ()
     id: int | None = None
 
-    def expressions(self) -> Iterator[tuple[str, JSONLogic]]:
-        """Every JSONLogic expression the engine runs, with where it is (as checks name it)."""
+    def expressions(self) -> Iterator[JSONLogic]:
+        """Every JSONLogic expression the engine runs (literals and None included)."""
         for calc in self.calculations:
-            yield f"calculation {calc.code}", calc.expression
+            yield calc.expression
         for rule in self.rules:
-            yield f"rule {rule.code}", rule.condition
-            if rule.label is not None and not isinstance(rule.label, str):
-                yield f"rule {rule.code} label", rule.label
+            yield rule.condition
+            yield rule.label
         for step in self.steps:
-            where = f"step {step.code} deciding inputs"
-            yield f"{where} (applies)", step.deciding_applies
-            for number, item in enumerate(step.deciding_inputs, start=1):
-                yield f"{where} #{number}", item.recorded
+            yield step.deciding_applies
+            for item in step.deciding_inputs:
+                yield item.recorded
         for item in self.criteria:
-            yield f"criterion {item.code} (WHO)", item.who_logic
-            yield f"criterion {item.code} (ICC)", item.icc_logic
+            yield item.who_logic
+            yield item.icc_logic
         for d in self.disagreements:
-            yield f"disagreement {d.code}", d.condition
+            yield d.condition
 
     @cached_property
     def compiled(self) -> CompiledExpressions:
         """The expressions compiled once, for as long as this version's spec is cached."""
-        return CompiledExpressions(expression for _, expression in self.expressions())
+        return CompiledExpressions(self.expressions())
 
     @cached_property
     def fields_filled_by(self) -> dict[str, tuple[tuple[str, str], ...]]:

@@ -26,14 +26,6 @@ from workup.protocols.cache import get_spec
 from workup.queries.marks import mark_rows_from_models
 from workup.records import snapshot
 
-SNAPSHOT_FIELDS = [
-    "progress_done",
-    "progress_applicable",
-    "suggested_steps",
-    "not_yet_steps",
-    "suggestion_rules",
-]
-
 
 def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:
     """Refresh every workup of the queryset; yields the running count after each batch."""
@@ -65,7 +57,7 @@ def refresh_batch(ids: list[int]) -> int:
         loaded_versions[workup.pk] = workup.version
 
     with transaction.atomic():
-        Workup.objects.bulk_update(workups, SNAPSHOT_FIELDS)
+        Workup.objects.bulk_update(workups, snapshot.SNAPSHOT_COLUMNS)
         Workup.objects.filter(pk__in=ids).update(version=F("version") + 1)
         WorkupSuggestion.objects.filter(workup_id__in=ids).delete()
         WorkupSuggestion.objects.bulk_create(

@@ -22,10 +22,12 @@ from workup.models import Workup, WorkupSuggestion
 from workup.reads import WorkupState, load_state
 
 SNAPSHOT = ("suggested_steps", "not_yet_steps", "suggestion_rules")
+# Every column the snapshot writes (SNAPSHOT is what "shown before" needs of them).
+SNAPSHOT_COLUMNS = ("progress_done", "progress_applicable", *SNAPSHOT)
 
 
 def shown_before(workup: Workup) -> checklist_builder.ShownBefore:
-    """The checklist as the workup's snapshot has it (read by _claim_version)."""
+    """The checklist as the workup's snapshot has it (as read by writes.claim_version)."""
     rules = workup.suggestion_rules or {}
     return checklist_builder.ShownBefore(
         suggested={code: rules.get(code) for code in workup.suggested_steps or ()},
@@ -80,8 +82,7 @@ def store_snapshot(workup: Workup, state: WorkupState, *, claim: Claim | None = 
     """
     stored = _rows(workup) if claim is not None else None
     set_snapshot_columns(workup, state.checklist())
-    columns = {name: getattr(workup, name) for name in ("progress_done", "progress_applicable")}
-    columns |= {name: getattr(workup, name) for name in SNAPSHOT}
+    columns = {name: getattr(workup, name) for name in SNAPSHOT_COLUMNS}
     queryset = Workup.objects.filter(pk=workup.pk)
     if claim is not None:
         queryset = queryset.filter(version=claim.version)

@@ -23,7 +23,7 @@ from workup.audit.attribution import delete_as, save_as
 from workup.core import checklist as checklist_builder
 from workup.models import Patient, Protocol, StepMark, StepRecord, Workup
 from workup.protocols.cache import get_step
-from workup.queries.marks import MarkRow, mark_rows, mark_rows_from_models
+from workup.queries.marks import MarkRow, mark_rows_from_models
 from workup.reads import PATIENT_RULE_FIELDS, WorkupState, current_protocol
 from workup.records.snapshot import (
     SNAPSHOT,
@@ -83,11 +83,11 @@ def patient_changed(*, patient: Patient, fields: set[str], user) -> None:
         refresh_snapshot(workup)
 
 
-def claim_version(workup: Workup, expected_version: int | None, user) -> bool:
+def claim_version(workup: Workup, expected_version: int | None, user) -> None:
     """Bump the version if nobody else did since `expected_version`; else refuse.
 
-    True when the instance was read at that version: what was read with it (its
-    snapshot columns, the marks of `marks_json`) is still current.
+    Afterwards the instance holds the snapshot the checklist showed before this write
+    (read again unless the instance was read at `expected_version`).
     """
     queryset = Workup.objects.filter(pk=workup.pk)
     if expected_version is not None:
@@ -102,10 +102,9 @@ def claim_version(workup: Workup, expected_version: int | None, user) -> bool:
         workup.version = expected_version + 1
         workup.last_change_at = now
         workup.last_change_by = user
-        return True
+        return
     # The snapshot too (same query): what the checklist showed before this write.
     workup.refresh_from_db(fields=["version", "last_change_at", "last_change_by", *SNAPSHOT])
-    return False
 
 
 @dataclass
@@ -127,26 +126,17 @@ class _Save:
 
     def __init__(self, workup: Workup, expected_version: int | None, user, read):
         self.workup = workup
-        self.user = user
-        current_read = expected_version is not None and workup.version == expected_version
-        self.read: WorkupState | None = read if current_read else None
-        if self.read is None:
-            # First: a refused write costs one UPDATE.
-            self.current = claim_version(workup, expected_version, user)
+        if read is not None and expected_version is not None and workup.version == expected_version:
+            self.read: WorkupState | None = read
+            self.claim: Claim | None = Claim(expected_version, user, timezone.now())
         else:
-            self.current = True
+            self.read = self.claim = None
+            claim_version(workup, expected_version, user)  # first: a refused write costs one UPDATE
         self.before = shown_before(workup)
-        self.claim = (
-            Claim(expected_version, user, timezone.now()) if self.read is not None else None
-        )
 
-    def known_marks(self) -> list[MarkRow] | None:
-        """The marks as read with the workup at the claimed version, if they were."""
-        if self.read is not None:
-            return self.read.marks
-        if self.current and hasattr(self.workup, "marks_json"):
-            return mark_rows(self.workup.marks_json)
-        return None
+    def may_have_mark(self, step_code: str) -> bool:
+        """Whether the step may hold a mark: unknown without a current read."""
+        return self.read is None or any(m.step_code == step_code for m in self.read.marks)
 
     def finish(
         self, *, records: list[StepRecord] | None = None, marks: list[MarkRow] | None = None
@@ -199,14 +189,15 @@ def record_step(
     record.note = note
     save_as(record, user)
     # A result supersedes an "ordered" (or any other) mark on the step.
-    marks = save.known_marks()
-    if marks is None or not all(m.step_code != step_code for m in marks):
+    if save.may_have_mark(step_code):
         for mark in workup.marks.filter(step=step).select_related("step"):
             delete_as(mark, user)
     if save.read is None:
         return save.finish()
     records = [r for r in save.read.records if r.pk != record.pk] + [record]
-    return save.finish(records=_in_read_order(records), marks=_without_step(marks, step_code))
+    return save.finish(
+        records=_in_read_order(records), marks=_without_step(save.read.marks, step_code)
+    )
 
 
 @transaction.atomic
@@ -222,10 +213,7 @@ def set_mark(
 ) -> SaveResult:
     save = _Save(workup, expected_version, user, read)
     step = get_step(workup.protocol, step_code)
-    marks = save.known_marks()
-    mark = None
-    if marks is None or any(m.step_code == step_code for m in marks):
-        mark = workup.marks.filter(step=step).first()
+    mark = workup.marks.filter(step=step).first() if save.may_have_mark(step_code) else None
     mark = mark or StepMark(workup=workup, step=step)
     mark.status = status
     mark.reason = reason
@@ -233,7 +221,8 @@ def set_mark(
     save_as(mark, user)
     if save.read is None:
         return save.finish()
-    return save.finish(marks=_without_step(marks, step_code) + mark_rows_from_models([mark]))
+    marks = _without_step(save.read.marks, step_code) + mark_rows_from_models([mark])
+    return save.finish(marks=marks)
 
 
 @transaction.atomic
@@ -246,14 +235,13 @@ def clear_mark(
     read: WorkupState | None = None,
 ) -> SaveResult:
     save = _Save(workup, expected_version, user, read)
-    marks = save.known_marks()
-    if marks is None or any(m.step_code == step_code for m in marks):
+    if save.may_have_mark(step_code):
         # With its step: the audit row names it.
         for mark in workup.marks.filter(step__code=step_code).select_related("step"):
             delete_as(mark, user)
     if save.read is None:
         return save.finish()
-    return save.finish(marks=_without_step(marks, step_code))
+    return save.finish(marks=_without_step(save.read.marks, step_code))
 
 
 @transaction.atomic
