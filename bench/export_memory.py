@@ -1,6 +1,7 @@
 """Peak memory and time of `export_workups` over N synthetic workups (not part of the tests).
 
     .venv/bin/python bench/export_memory.py 100000
+    .venv/bin/python bench/export_memory.py 100000 --format fhir-ndjson --write
     .venv/bin/python bench/export_memory.py 1000 --db /tmp/export-bench-1k.sqlite3
 
 Builds a scratch SQLite database (migrate + load_protocol), seeds N clearly
@@ -156,7 +157,7 @@ def seed(db: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def child(db: Path, output: Path, chunk_size: int) -> None:
+def child(db: Path, output: Path, chunk_size: int, output_format: str) -> None:
     """Run the export in this (child) process; print its peak RSS as JSON."""
     import resource
 
@@ -168,7 +169,13 @@ def child(db: Path, output: Path, chunk_size: int) -> None:
 
     started = time.perf_counter()
     with open(output, "w", encoding="utf-8", newline="") as handle:
-        call_command("export_workups", site=SITE_CODE, chunk_size=chunk_size, stdout=handle)
+        call_command(
+            "export_workups",
+            site=SITE_CODE,
+            chunk_size=chunk_size,
+            format=output_format,
+            stdout=handle,
+        )
     elapsed = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": round(elapsed, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}))
@@ -179,14 +186,16 @@ def main() -> None:
     parser.add_argument("count", type=int, nargs="?", default=100_000)
     parser.add_argument("--db", type=Path)
     parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--format", default="csv", choices=["csv", "fhir-ndjson"])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--write", action="store_true", help="add the figures to results.md")
     args = parser.parse_args()
     db = args.db or Path(f"/tmp/export-bench-{args.count}.sqlite3")
-    output = args.output or db.with_suffix(".csv")
+    suffix = ".csv" if args.format == "csv" else ".ndjson"
+    output = args.output or db.with_suffix(suffix)
     if args.child:
-        child(db, output, args.chunk_size)
+        child(db, output, args.chunk_size, args.format)
         return
 
     env = scratch_environment(db)
@@ -206,6 +215,8 @@ def main() -> None:
             str(output),
             "--chunk-size",
             str(args.chunk_size),
+            "--format",
+            args.format,
             "--child",
         ],
         env=env,
@@ -215,15 +226,17 @@ def main() -> None:
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     with open(output, encoding="utf-8") as handle:
-        rows = sum(1 for _ in handle) - 1
+        rows = sum(1 for _ in handle) - (args.format == "csv")  # the CSV has a header line
     if args.write:
+        args.output = output
         write_results(args, rows, measured, seed_seconds)
     print(
         json.dumps(
             {
                 "workups": args.count,
+                "format": args.format,
                 "rows_written": rows,
-                "csv_mib": round(output.stat().st_size / 2**20, 1),
+                "output_mib": round(output.stat().st_size / 2**20, 1),
                 "migrate_and_load_seconds": round(setup_seconds, 1),
                 "seed_seconds": round(seed_seconds, 1),
                 "export_seconds": measured["seconds"],
@@ -236,7 +249,7 @@ def main() -> None:
 
 
 def write_results(args, rows: int, measured: dict, seed_seconds: float) -> None:
-    """This size's line in the export section of bench/results.md (other sizes kept)."""
+    """This format and size's line in the export section of bench/results.md (others kept)."""
     from datetime import UTC, datetime
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -250,28 +263,35 @@ def write_results(args, rows: int, measured: dict, seed_seconds: float) -> None:
         rows_before = [
             line
             for line in section.splitlines()
-            if line.startswith("| ")
-            and not line.startswith("| workups")
-            and not line.startswith(f"| {args.count:,} ")
+            if line.startswith(("| csv ", "| fhir-ndjson "))
+            and not line.startswith(f"| {args.format} | {args.count:,} ")
         ]
     load = os.getloadavg()[0]
+    size = args.output.stat().st_size
     row = (
-        f"| {args.count:,} | {rows:,} | {measured['seconds']:.1f} | "
-        f"{measured['peak_rss_mib']:.1f} | {args.chunk_size} | "
+        f"| {args.format} | {args.count:,} | {rows:,} | {measured['seconds']:.1f} | "
+        f"{measured['peak_rss_mib']:.1f} | {size / 2**20:,.0f} | {args.chunk_size} | "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load:.1f} |"
     )
-    table = sorted([*rows_before, row], key=lambda line: int(line.split("|")[1].replace(",", "")))
+
+    def order(line: str):
+        cells = line.split("|")
+        return cells[1].strip(), int(cells[2].replace(",", ""))
+
     write_section(
         "export",
         [
-            "## CSV export of one site's workups",
+            "## Export of one site's workups: CSV and FHIR NDJSON",
             "",
-            "`bench/export_memory.py N --write`: SQLite, N synthetic workups with a realistic",
-            "mix of results, `export_workups` in a child process (its own peak RSS).",
+            "`bench/export_memory.py N [--format fhir-ndjson] --write`: SQLite, N synthetic",
+            "workups with a realistic mix of results, `export_workups` in a child process",
+            "(its own peak RSS), writing to a file. FHIR: one Bundle per line, not validated",
+            "(`--validate` adds about 6 ms a Bundle).",
             "",
-            "| workups | rows | seconds | peak RSS, MiB | chunk | measured |",
-            "|--:|--:|--:|--:|--:|---|",
-            *table,
+            "| format | workups | rows | seconds | peak RSS, MiB | output, MiB | chunk | measured "
+            "|",
+            "|---|--:|--:|--:|--:|--:|--:|---|",
+            *sorted([*rows_before, row], key=order),
         ],
     )
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from fhir.resources.R4B.bundle import Bundle
+from hypothesis import given
+from hypothesis import strategies as st
 
+from workup import reads
+from workup.exports import fhir
 from workup.exports.coding import CodingFileError, coding_for, parse_coding, read_coding_file
-from workup.models import AuditEvent, StepRecord, Workup
+from workup.models import AuditEvent, Patient, StepRecord, Workup
 from workup.protocols.cache import get_spec
 from workup.records import writes
 
@@ -335,6 +340,65 @@ def test_every_fhir_export_is_audited(client, clinician_a, workup_a):
     event = AuditEvent.objects.order_by("-id").first()
     assert (event.action, event.user, event.workup_id) == ("export", clinician_a, workup_a.pk)
     assert "with identifiers" in event.summary
+
+
+def _without_moments(value):
+    """The Bundle less the moment it was made (timestamp, issued): all else must match."""
+    if isinstance(value, dict):
+        return {
+            k: _without_moments(v) for k, v in value.items() if k not in ("timestamp", "issued")
+        }
+    if isinstance(value, list):
+        return [_without_moments(v) for v in value]
+    return value
+
+
+def export_ndjson(**options) -> list[dict]:
+    out = io.StringIO()
+    call_command("export_workups", site="north", format="fhir-ndjson", stdout=out, **options)
+    text = out.getvalue()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("query", ["", "?identifiers=1"])
+def test_the_bulk_ndjson_holds_each_workups_bundle_line_by_line(client, demo, query):
+    published = reads.current_protocol("mastocytosis")
+    north = Workup.objects.filter(patient__site__code="north", protocol=published).order_by("pk")
+    assert north.count() >= 5
+    bundles = export_ndjson(identifiers=bool(query), validate=True)
+    client.force_login(demo.get(username="admin"))
+    expected = [get_bundle(client, workup, query) for workup in north]
+    assert [b["id"] for b in bundles] == [b["id"] for b in expected]
+    for bundle, one in zip(bundles, expected, strict=True):
+        check_bundle(bundle)
+        assert _without_moments(bundle) == _without_moments(one)
+    text = json.dumps(bundles)
+    for patient in Patient.objects.filter(workups__in=north):
+        assert (patient.mrn in text) == bool(query), patient.mrn
+    assert "south-" not in text
+
+
+def test_the_bulk_ndjson_is_audited_and_refuses_csv_options(demo):
+    export_ndjson()
+    event = AuditEvent.objects.order_by("-id").first()
+    assert event.action == "export" and event.changes["format"] == "fhir-ndjson"
+    assert "as FHIR NDJSON from the command line" in event.summary
+    with pytest.raises(CommandError, match="--dictionary goes with --format csv"):
+        export_ndjson(dictionary="/tmp/never-written.csv")
+    with pytest.raises(CommandError, match="--validate goes with --format fhir-ndjson"):
+        call_command("export_workups", site="north", validate=True, stdout=io.StringIO())
+
+
+@given(st.text(max_size=80))
+def test_resource_ids_are_the_uuid5_of_their_names(name):
+    assert fhir.stable_id(name) == str(uuid.uuid5(fhir._NAMESPACE, name))
+
+
+def test_a_bundle_line_survives_integers_beyond_64_bits():
+    line = fhir.ndjson_line({"resourceType": "Bundle", "value": 2**70, "text": "é"})
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    assert json.loads(line) == {"resourceType": "Bundle", "value": 2**70, "text": "é"}
 
 
 def test_the_coding_file_matches_the_protocol(spec):

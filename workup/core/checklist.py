@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from workup.core import engine
 from workup.core.engine import Evaluation, RuleOutcome
 from workup.core.formatting import format_derived, format_value
-from workup.core.logic_text import logic_text
 from workup.core.spec import CriterionSpec, DisagreementSpec, ProtocolSpec, StepSpec
 
 DEFAULT_DISCLAIMER = (
@@ -87,7 +87,7 @@ class Reason:
             rule.rationale,
             rule.source,
             outcome.label,
-            logic=logic_text(rule.condition),
+            logic=rule.condition_text,
             details=rule.details,
         )
 
@@ -305,10 +305,9 @@ def build_checklist(
         CriterionRow(item, evaluation.criteria[item.code].who, evaluation.criteria[item.code].icc)
         for item in spec.criteria
     ]
-    rows_of = {
-        group.code: [row for row in rows if row.item.group == group.code]
-        for group in spec.criterion_groups
-    }
+    rows_of: dict[str, list[CriterionRow]] = {group.code: [] for group in spec.criterion_groups}
+    for row in rows:
+        rows_of.setdefault(row.item.group, []).append(row)
     criteria = [
         (group.title, rows_of[group.code]) for group in spec.criterion_groups if rows_of[group.code]
     ]
@@ -389,10 +388,17 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     ]
     cited: dict[str, str] = {}
     for text in texts:
-        for key in SOURCE_REFERENCE.findall(text or ""):
+        for key in _source_keys(text or ""):
             if key in spec.sources and key not in cited:
                 cited[key] = spec.sources[key]
     return cited
+
+
+@lru_cache(maxsize=4096)
+def _source_keys(text: str) -> tuple[str, ...]:
+    # The same few hundred protocol texts come back on every checklist (and every row of
+    # an export): each is searched once.
+    return tuple(SOURCE_REFERENCE.findall(text))
 
 
 @dataclass(frozen=True)

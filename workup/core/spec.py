@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from workup.core.compiler import CompiledExpressions
+from workup.core.logic_text import logic_text
 
 JSONLogic = Any
 
@@ -117,6 +118,11 @@ class RuleSpec:
     enabled: bool = True
     repeat_when_done: bool = False
     details: str = ""
+
+    @cached_property
+    def condition_text(self) -> str:
+        """The condition in words, for the "rule details" disclosure; worded once per spec."""
+        return logic_text(self.condition)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,10 @@ class ProtocolCoding:
     not_performed_values: frozenset[str] = frozenset()
     steps: dict[str, StepCoding] = field(default_factory=dict)
     source: str = ""
+    # Concepts already made (see `concept`): the same few dozen on every row of an export.
+    _concepts: dict[tuple, dict[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def step(self, step_code: str) -> StepCoding:
         return self.steps.get(step_code) or StepCoding()
@@ -102,6 +106,21 @@ class ProtocolCoding:
             for code in codes:
                 seen.setdefault((code.system, code.code), code)
         return tuple(seen.values())
+
+    def concept(self, step_code: str, field_code: str, label: str, text: str) -> dict[str, Any]:
+        """The CodeableConcept of a step (`field_code` "") or of one of its fields: its
+        verified codes, then our local code. Made once and shared: callers never change it."""
+        key = (step_code, field_code, label, text)
+        made = self._concepts.get(key)
+        if made is None:
+            if field_code:
+                codes = self.field_codes(step_code, field_code)
+                local = self.local(f"{step_code}.{field_code}", label)
+            else:
+                codes, local = self.activity_codes(step_code), self.local(step_code, label)
+            made = {"coding": [c.as_coding() for c in codes] + [local], "text": text}
+            self._concepts[key] = made
+        return made
 
     @property
     def rule_system(self) -> str:

@@ -20,10 +20,14 @@ identifier systems (policy.py). Validated with the R4B models of fhir.resources
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from workup.core import engine
 from workup.core.checklist import Checklist, ChecklistItem, Reason, build_checklist
@@ -38,6 +42,7 @@ DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
 # Any fixed UUID: resource ids are uuid5 names under it, so a re-export gives the same ids.
 _NAMESPACE = uuid.UUID("6f1c1f3e-3b7a-5a53-9d5e-1f0c2a7b9e41")
+NDJSON = "application/fhir+ndjson"
 
 GENDER = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
 
@@ -76,10 +81,28 @@ class _BundleBuilder:
 
     def add(self, key: str, resource: dict[str, Any]) -> str:
         """Add a resource under a stable id; return the reference to it."""
-        resource_id = str(uuid.uuid5(_NAMESPACE, f"{self.seed}/{key}"))
+        resource_id = stable_id(f"{self.seed}/{key}")
         full_url = f"urn:uuid:{resource_id}"
         self.entries.append({"fullUrl": full_url, "resource": {**resource, "id": resource_id}})
         return full_url
+
+
+def stable_id(name: str) -> str:
+    """`str(uuid.uuid5(_NAMESPACE, name))`, written out: a bulk export makes ~25 per workup,
+    and the uuid module's objects cost more than the hash."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def ndjson_line(bundle: dict[str, Any]) -> str:
+    """One Bundle as one line of NDJSON (compact, UTF-8, no newline inside)."""
+    try:
+        return orjson.dumps(bundle).decode() + "\n"
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: the standard library copes
+        return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def build_bundle(
@@ -93,6 +116,7 @@ def build_bundle(
 ) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict. Notes and mark reasons only with identifiers."""
     builder = _BundleBuilder(item.workup.pseudonym)
+    issued = _moment(generated_at)
     patient_ref = builder.add("patient", _patient(item, identifiers, systems))
     subject = {"reference": patient_ref}
     outcome_refs: dict[str, list[str]] = {}
@@ -113,7 +137,7 @@ def build_bundle(
             "status": "final",
             "code": concept((), coding.local(f"calc.{calc.code}", calc.label), calc.label),
             "subject": subject,
-            "issued": _moment(generated_at),
+            "issued": issued,
             **_derived_value(value, calc.unit, coding),
             "note": [
                 {
@@ -136,7 +160,7 @@ def build_bundle(
         "resourceType": "Bundle",
         "id": str(uuid.uuid5(_NAMESPACE, f"{item.workup.pseudonym}/bundle")),
         "type": "collection",
-        "timestamp": _moment(generated_at),
+        "timestamp": issued,
         "entry": builder.entries,
     }
 
@@ -193,9 +217,7 @@ def _record_resources(builder, spec, coding, step: StepSpec, record, subject, id
         values, qualifiers = qualifiers, []
     effective = record.performed_on.isoformat() if record.performed_on else None
     refs: list[str] = []
-    step_concept = concept(
-        coding.activity_codes(step.code), coding.local(step.code, step.title), step.title
-    )
+    step_concept = coding.concept(step.code, "", step.title, step.title)
     notes = [
         step.title
         + "".join(f"; {f.label}: {format_value(f, record.values[f.code])}" for f in qualifiers)
@@ -220,11 +242,7 @@ def _record_resources(builder, spec, coding, step: StepSpec, record, subject, id
 
     components = [
         {
-            "code": concept(
-                coding.field_codes(step.code, f.code),
-                coding.local(f"{step.code}.{f.code}", f.label),
-                f.label,
-            ),
+            "code": coding.concept(step.code, f.code, f.label, f.label),
             **_value(step.code, f, record.values[f.code], coding),
         }
         for f in qualifiers
@@ -234,11 +252,7 @@ def _record_resources(builder, spec, coding, step: StepSpec, record, subject, id
         observation: dict[str, Any] = {"resourceType": "Observation", "status": "final"}
         if step_coding.category:
             observation["category"] = [_category(step_coding.category)]
-        observation["code"] = concept(
-            coding.field_codes(step.code, f.code),
-            coding.local(f"{step.code}.{f.code}", f.label),
-            f"{step.title}: {f.label}",
-        )
+        observation["code"] = coding.concept(step.code, f.code, f.label, f"{step.title}: {f.label}")
         observation["subject"] = subject
         if effective:
             observation["effectiveDateTime"] = effective
@@ -354,9 +368,7 @@ def _activity(
     if item.mark is not None and identifiers and item.mark.reason:
         status_text += f": {item.mark.reason}"
     detail: dict[str, Any] = {
-        "code": concept(
-            coding.activity_codes(step.code), coding.local(step.code, step.title), step.title
-        ),
+        "code": coding.concept(step.code, "", step.title, step.title),
         "status": ACTIVITY_STATUS[item.state],
         "statusReason": {
             "coding": [
