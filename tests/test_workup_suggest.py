@@ -105,3 +105,25 @@ def _with(case_index, step, field, value):
 )
 def test_invalid_input_exits_2_naming_the_case_and_field(tmp_path, cases, expected):
     assert expected in suggest_error(tmp_path, cases)
+
+
+def test_evaluating_cases_makes_no_reference_cycles(spec):
+    """workup_suggest pauses the cycle collector while it evaluates (it keeps every result
+    until all are written): that is only safe while evaluating leaves no cycles behind."""
+    import gc
+
+    from workup.core.cases import suggest as suggest_case
+
+    cases = json.loads(VIGNETTES.read_text(encoding="utf-8"))
+    suggest_case(spec, cases[0], 0)  # compile the rules first: that is done once
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        results = [suggest_case(spec, case, index) for index, case in enumerate(cases * 5)]
+        assert len(results) == 5 * len(cases) > 0
+        del results
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -64,6 +64,7 @@ def evaluate_case(
         raise InvalidCase(f"{label}: 'findings' must be an object keyed by step code", "findings")
 
     records, supplied_calculated = [], []
+    today = date.today()
     for step_code, values in findings.items():
         if step_code not in spec.steps_by_code:
             raise InvalidCase(f"{label}: unknown step '{step_code}'", "findings")
@@ -71,11 +72,13 @@ def evaluate_case(
         problems = validate_step_values(step, values)
         if problems:
             raise InvalidCase(f"{label}: {problems[0]}", "findings")
-        entered = {k: v for k, v in values.items() if not step.field(k).is_calculated}
-        supplied_calculated += [
-            (step_code, k, v) for k, v in values.items() if step.field(k).is_calculated
-        ]
-        records.append(RecordInput(step_code, entered, date.today()))
+        entered = {}
+        for code, value in values.items():
+            if step.field(code).is_calculated:
+                supplied_calculated.append((step_code, code, value))
+            else:
+                entered[code] = value
+        records.append(RecordInput(step_code, entered, today))
 
     facts = build_facts(
         spec,

@@ -54,6 +54,11 @@ class FieldSpec:
     def choice_label(self, value: Any) -> str:
         return dict(self.choices).get(value, str(value))
 
+    @cached_property
+    def choice_codes(self) -> frozenset:
+        """The stored values of the choices, for checking a value quickly."""
+        return frozenset(code for code, _ in self.choices)
+
 
 @dataclass(frozen=True)
 class DecidingInput:

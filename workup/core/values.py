@@ -32,7 +32,6 @@ def validate_step_values(step: StepSpec, values: Any) -> list[str]:
 
 
 def _check(field, value: Any) -> list[str]:
-    unit = f" {field.unit}" if field.unit else ""
     if field.kind in ("decimal", "integer"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return [f"expected a number, got {value!r}"]
@@ -44,6 +43,7 @@ def _check(field, value: Any) -> list[str]:
             return [f"expected a finite number, got {value!r}"[:120]]
         if field.kind == "integer" and not float(value).is_integer():
             return [f"expected a whole number, got {value!r}"]
+        unit = f" {field.unit}" if field.unit else ""
         if field.min_value is not None and value < field.min_value:
             return [
                 f"{value} is below the plausible minimum {format_number(field.min_value)}{unit}"
@@ -55,13 +55,18 @@ def _check(field, value: Any) -> list[str]:
         return []
     if field.kind == "boolean":
         return [] if isinstance(value, bool) else [f"expected true or false, got {value!r}"]
-    allowed = [c[0] for c in field.choices]
-    if field.kind == "choice":
-        return [] if value in allowed else [f"{value!r} is not one of {', '.join(allowed)}"]
-    if field.kind == "multi_choice":
-        if not isinstance(value, list) or any(v not in allowed for v in value):
-            return [f"expected a list of {', '.join(allowed)}"]
-        return []
+    if field.kind in ("choice", "multi_choice"):
+        codes = field.choice_codes
+        if field.kind == "choice":
+            valid = _hashable(value) and value in codes
+        else:
+            valid = isinstance(value, list) and all(_hashable(v) and v in codes for v in value)
+        if valid:
+            return []
+        allowed = ", ".join(c[0] for c in field.choices)
+        if field.kind == "choice":
+            return [f"{value!r} is not one of {allowed}"]
+        return [f"expected a list of {allowed}"]
     if field.kind == "date":
         try:
             day = date.fromisoformat(value)
@@ -71,3 +76,8 @@ def _check(field, value: Any) -> list[str]:
     if not isinstance(value, str):
         return [f"expected text, got {value!r}"]
     return []
+
+
+def _hashable(value: Any) -> bool:
+    # A list or an object where a choice belongs is simply not one of the choices.
+    return not isinstance(value, list | dict)

@@ -4,8 +4,10 @@ Touches no patient in the database. Invalid input exits with status 2 and a
 message naming the case and the field; never a traceback.
 """
 
+import gc
 import json
 import sys
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -26,12 +28,13 @@ class Command(BaseCommand):
             spec = get_spec(current_protocol(protocol))
         except NoPublishedProtocol as error:
             raise CommandError(str(error), returncode=2) from None
-        try:
-            data = self._read(cases)
-            results = [suggest(spec, case, index) for index, case in enumerate(data)]
-        except InvalidCase as error:
-            raise CommandError(str(error), returncode=2) from None
-        self.stdout.write(self._json(results))
+        with _cycle_collector_paused():
+            try:
+                data = self._read(cases)
+                results = [suggest(spec, case, index) for index, case in enumerate(data)]
+            except InvalidCase as error:
+                raise CommandError(str(error), returncode=2) from None
+            self.stdout.write(self._json(results))
 
     def _json(self, results: list[dict]) -> str:
         """Indented for a person at a terminal; one line per case for a program (a JSON
@@ -57,3 +60,18 @@ class Command(BaseCommand):
         if not isinstance(data, list):
             raise InvalidCase("expected a JSON list of cases")
         return data
+
+
+@contextmanager
+def _cycle_collector_paused():
+    """Reading cases, evaluating them and writing JSON make no reference cycles, and every
+    case and result is kept until all are written: the cycle collector would only walk the
+    growing lists again and again (about a fifth of the run, measured). Reference counting
+    still frees everything; the collector runs again once the command is done."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
