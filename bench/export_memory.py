@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/export_memory.py 100000
     .venv/bin/python bench/export_memory.py 100000 --format fhir-ndjson --write
+    .venv/bin/python bench/export_memory.py 100000 --format refresh --write   # refresh_workups
     .venv/bin/python bench/export_memory.py 1000 --db /tmp/export-bench-1k.sqlite3
 
 Builds a scratch SQLite database (migrate + load_protocol), seeds N clearly
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SITE_CODE = "bench"
 PROTOCOL_FIXTURE = ROOT / "fixtures" / "mastocytosis.json"
+REFRESH = "refresh"
 
 
 def scratch_environment(db: Path) -> dict[str, str]:
@@ -167,13 +169,16 @@ def child(db: Path, output: Path, chunk_size: int, output_format: str) -> None:
 
     started = time.perf_counter()
     with open(output, "w", encoding="utf-8", newline="") as handle:
-        call_command(
-            "export_workups",
-            site=SITE_CODE,
-            chunk_size=chunk_size,
-            format=output_format,
-            stdout=handle,
-        )
+        if output_format == REFRESH:  # the other batch job over every workup
+            call_command("refresh_workups", all=True, batch_size=chunk_size, stdout=handle)
+        else:
+            call_command(
+                "export_workups",
+                site=SITE_CODE,
+                chunk_size=chunk_size,
+                format=output_format,
+                stdout=handle,
+            )
     elapsed = time.perf_counter() - started
     peak_kib = _peak_rss_kib()
     print(json.dumps({"seconds": round(elapsed, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}))
@@ -194,13 +199,13 @@ def main() -> None:
     parser.add_argument("count", type=int, nargs="?", default=100_000)
     parser.add_argument("--db", type=Path)
     parser.add_argument("--chunk-size", type=int, default=500)
-    parser.add_argument("--format", default="csv", choices=["csv", "fhir-ndjson"])
+    parser.add_argument("--format", default="csv", choices=["csv", "fhir-ndjson", REFRESH])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--write", action="store_true", help="add the figures to results.md")
     args = parser.parse_args()
     db = args.db or Path(f"/tmp/export-bench-{args.count}.sqlite3")
-    suffix = ".csv" if args.format == "csv" else ".ndjson"
+    suffix = {"csv": ".csv", "fhir-ndjson": ".ndjson"}.get(args.format, ".txt")
     output = args.output or db.with_suffix(suffix)
     if args.child:
         child(db, output, args.chunk_size, args.format)
@@ -234,7 +239,10 @@ def main() -> None:
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     with open(output, encoding="utf-8") as handle:
-        rows = sum(1 for _ in handle) - (args.format == "csv")  # the CSV has a header line
+        if args.format == REFRESH:  # "Refreshed 100000 workups and ..."
+            rows = int(handle.read().split()[1])
+        else:
+            rows = sum(1 for _ in handle) - (args.format == "csv")  # the CSV has a header line
     if args.write:
         args.output = output
         write_results(args, rows, measured, seed_seconds)
@@ -271,7 +279,7 @@ def write_results(args, rows: int, measured: dict, seed_seconds: float) -> None:
         rows_before = [
             line
             for line in section.splitlines()
-            if line.startswith(("| csv ", "| fhir-ndjson "))
+            if line.startswith(("| csv ", "| fhir-ndjson ", f"| {REFRESH} "))
             and not line.startswith(f"| {args.format} | {args.count:,} ")
         ]
     load = os.getloadavg()[0]
@@ -289,15 +297,15 @@ def write_results(args, rows: int, measured: dict, seed_seconds: float) -> None:
     write_section(
         "export",
         [
-            "## Export of one site's workups: CSV and FHIR NDJSON",
+            "## Batch work over every workup: CSV and FHIR NDJSON export, refresh_workups",
             "",
-            "`bench/export_memory.py N [--format fhir-ndjson] --write`: SQLite, N synthetic",
-            "workups with a realistic mix of results, `export_workups` in a child process",
-            "(its own peak RSS), writing to a file. FHIR: one Bundle per line, not validated",
-            "(`--validate` adds about 6 ms a Bundle).",
+            "`bench/export_memory.py N [--format fhir-ndjson|refresh] --write`: SQLite, N",
+            "synthetic workups with a realistic mix of results, `export_workups` (or",
+            "`refresh_workups --all`) in a child process (its own peak RSS), writing to a",
+            "file. FHIR: one Bundle per line, not validated (`--validate` adds about 6 ms a",
+            "Bundle). refresh: every workup's snapshot rebuilt and written, then ANALYZE.",
             "",
-            "| format | workups | rows | seconds | peak RSS, MiB | output, MiB | chunk | measured "
-            "|",
+            "| work | workups | rows | seconds | peak RSS, MiB | output, MiB | chunk | measured |",
             "|---|--:|--:|--:|--:|--:|--:|---|",
             *sorted([*rows_before, row], key=order),
         ],

@@ -93,13 +93,19 @@ def patient_input(workup: Workup, on: date | None = None) -> PatientInput:
 def evaluate_records(
     spec: ProtocolSpec, workup: Workup, records: list[StepRecord], marks: list[MarkRow]
 ) -> Evaluation:
-    facts = build_facts(
+    return evaluate_inputs(
         spec,
-        patient=patient_input(workup),
-        records=[
-            RecordInput(r.step.code, r.values, r.performed_on, sequence=r.pk or 0) for r in records
-        ],
+        workup,
+        [RecordInput(r.step.code, r.values, r.performed_on, sequence=r.pk or 0) for r in records],
+        marks,
     )
+
+
+def evaluate_inputs(
+    spec: ProtocolSpec, workup: Workup, records: list[RecordInput], marks: list[MarkRow]
+) -> Evaluation:
+    """evaluate_records from plain rows (batch work reads values, not model instances)."""
+    facts = build_facts(spec, patient=patient_input(workup), records=records)
     return evaluate(spec, facts, marks={m.step_code: m.status for m in marks})
 
 

@@ -3,9 +3,10 @@
 The service layer refreshes a workup's snapshot (progress, suggested steps) on
 every write. What it cannot see coming: a protocol change, or the calendar (age
 and "repeat after a year" rules move with the date). `refresh_workups` rebuilds
-the snapshots in batches: three reads per batch, the rules evaluated in memory,
-one bulk write. A snapshot changes only with the workup's version (a save
-builds on the snapshot it read at its version: records/writes.py), so each
+the snapshots in batches: three reads per batch (the records as plain rows), the
+rules evaluated in memory, one statement run for every row. A snapshot changes
+only with the workup's version (a save builds on the snapshot it read at its
+version: records/writes.py), so each
 refreshed workup's version moves too; a form opened before it is refused as a
 conflict, as it would be after any change. A clinician saving a workup while
 its batch is being written wins: such workups are found by their version and
@@ -18,9 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from django.db import connection, transaction
-from django.db.models import F
 
 from workup import reads
+from workup.core.checklist import RecordView, build_checklist
+from workup.core.engine import RecordInput
 from workup.models import StepMark, StepRecord, Workup, WorkupSuggestion
 from workup.protocols.cache import get_spec
 from workup.queries.marks import mark_rows_from_models
@@ -38,12 +40,17 @@ def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:
 
 def refresh_batch(ids: list[int]) -> int:
     workups = list(Workup.objects.filter(pk__in=ids).select_related("patient", "protocol"))
-    records, marks = defaultdict(list), defaultdict(list)
-    # In the model's order (performed_on, recorded_at, id), as reads.load_state reads them.
-    for record in StepRecord.objects.filter(workup_id__in=ids).select_related(
-        "step", "recorded_by"
-    ):
-        records[record.workup_id].append(record)
+    inputs, views, marks = defaultdict(list), defaultdict(list), defaultdict(list)
+    # Plain rows, not model instances (a third of the reading time), in the model's order
+    # (performed_on, recorded_at, id) as reads.load_state reads them.
+    rows = (
+        StepRecord.objects.filter(workup_id__in=ids)
+        .order_by("performed_on", "recorded_at", "id")
+        .values_list("id", "workup_id", "step__code", "values", "performed_on")
+    )
+    for record_id, workup_id, step_code, values, performed_on in rows:
+        inputs[workup_id].append(RecordInput(step_code, values, performed_on, sequence=record_id))
+        views[workup_id].append(RecordView(record_id, step_code, values, performed_on))
     for mark in StepMark.objects.filter(workup_id__in=ids).select_related("step", "set_by"):
         marks[mark.workup_id].append(mark)
 
@@ -51,14 +58,18 @@ def refresh_batch(ids: list[int]) -> int:
     for workup in workups:
         spec = get_spec(workup.protocol)
         mark_rows = mark_rows_from_models(marks[workup.pk])
-        evaluation = reads.evaluate_records(spec, workup, records[workup.pk], mark_rows)
-        state = reads.WorkupState(workup, spec, records[workup.pk], mark_rows, evaluation)
-        snapshot.set_snapshot_columns(workup, state.checklist())
+        evaluation = reads.evaluate_inputs(spec, workup, inputs[workup.pk], mark_rows)
+        checklist = build_checklist(
+            spec,
+            evaluation,
+            views[workup.pk],
+            {m.step_code: reads.mark_view(m) for m in mark_rows},
+        )
+        snapshot.set_snapshot_columns(workup, checklist)
         loaded_versions[workup.pk] = workup.version
 
     with transaction.atomic():
-        Workup.objects.bulk_update(workups, snapshot.SNAPSHOT_COLUMNS)
-        Workup.objects.filter(pk__in=ids).update(version=F("version") + 1)
+        _store_snapshots(workups)
         WorkupSuggestion.objects.filter(workup_id__in=ids).delete()
         WorkupSuggestion.objects.bulk_create(
             row for workup in workups for row in snapshot.snapshot_rows(workup)
@@ -69,6 +80,26 @@ def refresh_batch(ids: list[int]) -> int:
             with transaction.atomic():
                 snapshot.refresh_snapshot(workup, new_version=True)
     return len(workups)
+
+
+def _store_snapshots(workups: list[Workup]) -> None:
+    """Each workup's snapshot columns and a new version, in one UPDATE run for every row
+    (executemany). Django's bulk_update writes a CASE per column over the whole batch,
+    which took a third of a refresh; the values are prepared by the fields themselves."""
+    fields = [Workup._meta.get_field(name) for name in snapshot.SNAPSHOT_COLUMNS]
+    quote = connection.ops.quote_name
+    version = quote(Workup._meta.get_field("version").column)
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = (
+        f"UPDATE {quote(Workup._meta.db_table)} SET {assignments}, {version} = {version} + 1 "
+        f"WHERE {quote(Workup._meta.pk.column)} = %s"
+    )
+    rows = [
+        [f.get_db_prep_save(getattr(w, f.attname), connection) for f in fields] + [w.pk]
+        for w in workups
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def update_planner_statistics() -> None:
