@@ -31,10 +31,15 @@ from workup.records import snapshot
 
 def refresh_in_batches(workups, batch_size: int = 500) -> Iterator[int]:
     """Refresh every workup of the queryset; yields the running count after each batch."""
-    done = 0
-    ids = list(workups.order_by("pk").values_list("pk", flat=True))
-    for start in range(0, len(ids), batch_size):
-        done += refresh_batch(ids[start : start + batch_size])
+    done, last_id = 0, 0
+    while True:  # keyset chunks: never every id in memory at once
+        ids = list(
+            workups.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return
+        last_id = ids[-1]
+        done += refresh_batch(ids)
         yield done
 
 
