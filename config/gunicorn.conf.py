@@ -80,4 +80,5 @@ def post_worker_init(worker):
         import weasyprint  # noqa: F401
     except Exception:  # noqa: BLE001 - never keep a worker from starting over a warm-up
         worker.log.exception("Could not load WeasyPrint at worker start")
+    gc.collect()  # what start-up left as garbage is freed, not frozen for good
     gc.freeze()

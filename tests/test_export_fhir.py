@@ -390,6 +390,44 @@ def test_the_bulk_ndjson_is_audited_and_refuses_csv_options(demo):
         call_command("export_workups", site="north", validate=True, stdout=io.StringIO())
 
 
+def test_an_invalid_bundle_stops_the_bulk_export_with_a_message_not_a_traceback(demo, monkeypatch):
+    # A builder bug is simulated by a Bundle the R4B models refuse (a field FHIR lacks).
+    real_build = fhir.build_bundle
+    built = []
+
+    def build_one_broken(*args, **kwargs):
+        bundle = real_build(*args, **kwargs)
+        built.append(bundle)
+        if len(built) == 2:
+            bundle["notAFhirElement"] = True
+        return bundle
+
+    monkeypatch.setattr(fhir, "build_bundle", build_one_broken)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="is not valid FHIR R4") as raised:
+        call_command(
+            "export_workups", site="north", format="fhir-ndjson", validate=True, stdout=out
+        )
+    assert built[1]["entry"][-1]["resource"]["identifier"][0]["value"] in str(raised.value)
+    assert len(out.getvalue().splitlines()) == 1  # the first workup's line, then it stopped
+
+
+def test_building_and_validating_bundles_never_changes_the_shared_codes(client, demo):
+    """Concepts are made once per coding and shared by every Bundle: none may change them."""
+    import copy
+
+    spec = get_spec(reads.current_protocol("mastocytosis"))
+    coding = coding_for(spec)
+    export_ndjson(identifiers=True, validate=True)
+    before = copy.deepcopy(coding._concepts)
+    assert before  # the export made some
+    client.force_login(demo.get(username="admin"))
+    for workup in Workup.objects.all():
+        check_bundle(get_bundle(client, workup, "?identifiers=1"))
+    export_ndjson(validate=True)
+    assert {k: v for k, v in coding._concepts.items() if k in before} == before
+
+
 @given(st.text(max_size=80))
 def test_resource_ids_are_the_uuid5_of_their_names(name):
     assert fhir.stable_id(name) == str(uuid.uuid5(fhir._NAMESPACE, name))

@@ -373,9 +373,13 @@ def _count_items(label: str, group: list[CriterionRow]) -> CriterionCounts:
 def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     """The citations for every source key that the checklist shows, in order of first use."""
     texts: list[str] = []
+    # Labels are worked out from the patient's values: searched each time, never cached.
+    labels: set[str] = set()
     for item in checklist.items:
         for r in item.reasons + item.not_indicated + item.not_yet + item.notes + item.suppressed:
             texts += [r.source, r.label or ""]
+            if r.label:
+                labels.add(r.label)
     texts += [text for d in checklist.derived for text in (d.source, d.formula)]
     texts += [item.step.source for item in checklist.items]
     shown = [d for item in checklist.items for d in item.disagreements]
@@ -388,7 +392,8 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
     ]
     cited: dict[str, str] = {}
     for text in texts:
-        for key in _source_keys(text or ""):
+        keys = SOURCE_REFERENCE.findall(text) if text in labels else _source_keys(text or "")
+        for key in keys:
             if key in spec.sources and key not in cited:
                 cited[key] = spec.sources[key]
     return cited
@@ -397,7 +402,7 @@ def _cited_sources(spec: ProtocolSpec, checklist: Checklist) -> dict[str, str]:
 @lru_cache(maxsize=4096)
 def _source_keys(text: str) -> tuple[str, ...]:
     # The same few hundred protocol texts come back on every checklist (and every row of
-    # an export): each is searched once.
+    # an export): each is searched once. Only protocol texts: nothing about a patient.
     return tuple(SOURCE_REFERENCE.findall(text))
 
 

@@ -136,7 +136,15 @@ class Command(BaseCommand):
                 generated_at=generated_at,
             )
             if validate:
-                fhir.validate_bundle(bundle)
+                try:
+                    fhir.validate_bundle(bundle)
+                except ValueError as error:  # pydantic's ValidationError is a ValueError
+                    # The lines before it are written: say where it stopped, never a traceback.
+                    raise CommandError(
+                        f"Stopped: the Bundle of workup {item.workup.pseudonym} is not valid "
+                        f"FHIR R4 ({str(error).splitlines()[0]}); the workups before it were "
+                        "written, this one and those after it were not."
+                    ) from None
             yield fhir.ndjson_line(bundle)
 
     def _protocol(self, code: str, version: int | None) -> Protocol:
