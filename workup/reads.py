@@ -51,12 +51,21 @@ class WorkupState:
         return self._evaluation
 
     def checklist(self) -> checklist_builder.Checklist:
-        return checklist_builder.build_checklist(
-            self.spec,
-            self.evaluation,
-            [record_view(r) for r in self.records],
-            {m.step_code: mark_view(m) for m in self.marks},
+        return checklist_of(
+            self.spec, self.evaluation, [record_view(r) for r in self.records], self.marks
         )
+
+
+def checklist_of(
+    spec: ProtocolSpec,
+    evaluation: Evaluation,
+    records: list[checklist_builder.RecordView],
+    marks: list[MarkRow],
+) -> checklist_builder.Checklist:
+    """The checklist of an evaluated workup, from its records' views and its mark rows."""
+    return checklist_builder.build_checklist(
+        spec, evaluation, records, {m.step_code: mark_view(m) for m in marks}
+    )
 
 
 def record_view(record: StepRecord) -> checklist_builder.RecordView:

@@ -169,8 +169,8 @@ def evaluate(
     facts = {key: dict(value) if isinstance(value, dict) else value for key, value in facts.items()}
     facts["calc"] = {}
     errors: list[str] = []
-    # The compiled expressions by id, or None: every expression runs in the interpreter.
-    compiled = None if interpreted else spec.compiled.by_id
+    # The compiled expressions by id; none: every expression runs in the interpreter.
+    compiled = {} if interpreted else spec.compiled.by_id
     derived = _run_calculations(spec, facts, errors, compiled)
 
     outcomes: dict[str, list[tuple[RuleSpec, str | None]]] = {}
@@ -329,7 +329,7 @@ def _join(words: list[str]) -> str:
     return f"{', '.join(words[:-1])} and {words[-1]}"
 
 
-CompiledTable = dict[int, Callable[[dict], Any]] | None
+CompiledTable = dict[int, Callable[[dict], Any]]
 
 
 def _apply(
@@ -339,13 +339,10 @@ def _apply(
     is reported where it is (`where` formatted with `code`: built only then, as most
     evaluations report nothing)."""
     try:
-        return ((compiled or _NONE_COMPILED).get(id(expression)) or _interpreter(expression))(facts)
+        return (compiled.get(id(expression)) or _interpreter(expression))(facts)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never hidden
         errors.append(f"{where.format(code)} could not be evaluated: {exc}")
         return None
-
-
-_NONE_COMPILED: dict[int, Callable[[dict], Any]] = {}
 
 
 def _interpreter(expression: Any) -> Callable[[dict], Any]:

@@ -6,11 +6,10 @@ and "repeat after a year" rules move with the date). `refresh_workups` rebuilds
 the snapshots in batches: three reads per batch (the records as plain rows), the
 rules evaluated in memory, one statement run for every row. A snapshot changes
 only with the workup's version (a save builds on the snapshot it read at its
-version: records/writes.py), so each
-refreshed workup's version moves too; a form opened before it is refused as a
-conflict, as it would be after any change. A clinician saving a workup while
-its batch is being written wins: such workups are found by their version and
-refreshed once more.
+version: records/writes.py), so each refreshed workup's version moves too; a
+form opened before it is refused as a conflict, as it would be after any change.
+A clinician saving a workup while its batch is being written wins: such workups
+are found by their version and refreshed once more.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collections.abc import Iterator
 from django.db import connection, transaction
 
 from workup import reads
-from workup.core.checklist import RecordView, build_checklist
+from workup.core.checklist import RecordView
 from workup.core.engine import RecordInput
 from workup.models import StepMark, StepRecord, Workup, WorkupSuggestion
 from workup.protocols.cache import get_spec
@@ -64,12 +63,7 @@ def refresh_batch(ids: list[int]) -> int:
         spec = get_spec(workup.protocol)
         mark_rows = mark_rows_from_models(marks[workup.pk])
         evaluation = reads.evaluate_inputs(spec, workup, inputs[workup.pk], mark_rows)
-        checklist = build_checklist(
-            spec,
-            evaluation,
-            views[workup.pk],
-            {m.step_code: reads.mark_view(m) for m in mark_rows},
-        )
+        checklist = reads.checklist_of(spec, evaluation, views[workup.pk], mark_rows)
         snapshot.set_snapshot_columns(workup, checklist)
         loaded_versions[workup.pk] = workup.version
 
@@ -80,8 +74,16 @@ def refresh_batch(ids: list[int]) -> int:
             row for workup in workups for row in snapshot.snapshot_rows(workup)
         )
     # Saved by someone meanwhile: our snapshot may be older than theirs; take it again.
-    for workup in Workup.objects.filter(pk__in=ids).select_related("patient", "protocol"):
-        if workup.version != loaded_versions[workup.pk] + 1:
+    # Only their versions are read for the batch; only those workups in full.
+    saved_meanwhile = [
+        pk
+        for pk, version in Workup.objects.filter(pk__in=ids).values_list("pk", "version")
+        if version != loaded_versions[pk] + 1
+    ]
+    if saved_meanwhile:
+        for workup in Workup.objects.filter(pk__in=saved_meanwhile).select_related(
+            "patient", "protocol"
+        ):
             with transaction.atomic():
                 snapshot.refresh_snapshot(workup, new_version=True)
     return len(workups)

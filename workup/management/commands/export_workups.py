@@ -77,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError("--validate goes with --format fhir-ndjson.")
         spec = get_spec(protocol_obj)
         coding = coding_for(spec)
-        cols = csv_export.columns(spec, coding, identifiers=identifiers)
+        cols = csv_export.columns(spec, coding, identifiers=identifiers) if output == CSV else []
         if options["dictionary"]:
             with open(options["dictionary"], "w", encoding="utf-8", newline="") as handle:
                 handle.writelines(csv_export.stream_dictionary(cols))
