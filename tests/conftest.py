@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.core.management.commands import flush
+from django.db import connections
 
+from workup.audit import append_only
 from workup.exports import coding
 from workup.models import Membership
 from workup.protocols.cache import clear_cache
@@ -30,6 +33,21 @@ def django_db_setup(django_db_setup, django_db_blocker):
         call_command(
             "import_protocol_cases", "mastocytosis", str(VIGNETTES), version=1, verbosity=0
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_lifts_the_append_only_guard():
+    """Emptying the tables after a transactional test deletes audit rows: the one place
+    the database's append-only guard is lifted (workup.audit.append_only)."""
+    original = flush.Command.handle
+
+    def handle(self, **options):
+        with append_only.lifted(connections[options["database"]]):
+            return original(self, **options)
+
+    flush.Command.handle = handle
+    yield
+    flush.Command.handle = original
 
 
 @pytest.fixture(autouse=True)

@@ -59,6 +59,11 @@ class WorkupUserAdmin(UserAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("memberships__site", "groups")
 
+    def has_delete_permission(self, request, obj=None):
+        # The audit trail names every user who did anything, and it is append-only:
+        # an account is disabled (untick "Active"), never deleted.
+        return False
+
     @admin.display(description="Roles")
     def roles(self, user):
         roles = [

@@ -1,8 +1,9 @@
 """Audit for user accounts: Django's User is tracked like our own models.
 
-Creating, changing (including disabling) and deleting a user are written to the
-audit trail through django-simple-history, as for patients and workups. The
-password hash and the last-login time are not kept in the history.
+Creating and changing (including disabling) a user are written to the audit
+trail through django-simple-history, as for patients and workups. The password
+hash and the last-login time are not kept in the history. Accounts are disabled,
+never deleted: the append-only audit rows keep naming their user.
 """
 
 from django.contrib.auth import get_user_model

@@ -29,8 +29,10 @@ class AuditEvent(models.Model):
         DENIED = "denied", "Access denied"
 
     at = models.DateTimeField(db_index=True)
+    # PROTECT: the rows are append-only (and user_id is in the hash), so a user who has
+    # done anything is disabled, never deleted.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=20, choices=Action.choices)

@@ -1,12 +1,17 @@
-"""Check the audit trail's hash chain: exit 0 if intact, 1 naming the first altered row.
+"""Check the audit trail: exit 0 if intact, 1 naming the first altered row or missing guard.
 
 Pending access events are sealed first (unless --no-seal), so the check covers every row.
+It also checks that the database still refuses UPDATE and DELETE on the audit tables
+(workup.audit.append_only): without that guard an intact chain proves less.
 """
 
 import sys
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
+from django.db import connection
 
+from workup.audit import append_only
 from workup.audit.trail import seal_pending, verify_chain
 
 
@@ -24,14 +29,25 @@ class Command(BaseCommand):
         if not options["no_seal"]:
             seal_pending()
         result = verify_chain()
+        tables = append_only.guarded_tables(apps.get_models())
+        missing = append_only.missing_guards(connection, tables)
         if result.ok:
             pending = f" ({result.pending} access events not yet sealed)" if result.pending else ""
             self.stdout.write(
                 self.style.SUCCESS(f"Audit trail intact: {result.checked} events{pending}.")
             )
-            return
-        self.stderr.write(
-            f"Audit trail broken at event {result.first_bad_id}: {result.problem} "
-            f"({result.checked} events before it are intact)."
-        )
-        sys.exit(1)
+        else:
+            self.stderr.write(
+                f"Audit trail broken at event {result.first_bad_id}: {result.problem} "
+                f"({result.checked} events before it are intact)."
+            )
+        if missing:
+            self.stderr.write(
+                "The database does not refuse rewrites: not append-only without the "
+                f"triggers {', '.join(missing)}. Run manage.py migrate, and find out who "
+                "removed them."
+            )
+        else:
+            self.stdout.write(f"Database append-only guard in place on {len(tables)} tables.")
+        if missing or not result.ok:
+            sys.exit(1)
