@@ -315,6 +315,48 @@ def test_text_that_a_spreadsheet_would_run_is_neutralised():
     assert csv_export.csv_value(True) == "true" and csv_export.csv_value(None) == ""
 
 
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-1+2", "'-1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tsecret", "'\tsecret"),
+        ("\rsecret", "'\rsecret"),
+        ("-2.5", "-2.5"),
+        ("+1e3", "+1e3"),
+        ("lumbar spine", "lumbar spine"),
+        ("", ""),
+        (12, 12),
+    ],
+)
+def test_every_cell_the_csv_writer_writes_is_neutralised(cell, written):
+    assert csv_export.neutralised(cell) == written
+    line = "".join(csv_export.stream_rows(["h"], [[cell]])).split("\r\n", 1)[1]
+    assert next(csv.reader(io.StringIO(line))) == [str(written)]
+
+
+def test_a_hostile_name_in_the_export_and_its_dictionary_is_neutralised(
+    as_clinician, patient_a, workup_a
+):
+    patient_a.family_name = '=HYPERLINK("http://x")'
+    patient_a.save()
+    header, rows = read_csv(streamed(as_clinician.get(EXPORT + "?identifiers=1")))
+    assert rows[0]["patient.family_name"] == '\'=HYPERLINK("http://x")'
+    dictionary = as_clinician.get(DICTIONARY + "?identifiers=1")
+    for text in (
+        streamed(as_clinician.get(EXPORT + "?identifiers=1")),
+        dictionary_text(dictionary),
+    ):
+        for row in csv.reader(io.StringIO(text)):
+            assert not any(c[:1] in ("=", "+", "@", "\t", "\r") for c in row), row
+
+
+def dictionary_text(response) -> str:
+    return streamed(response) if response.streaming else response.content.decode()
+
+
 def test_columns_come_from_the_protocol(spec):
     columns = csv_export.columns(spec, coding_for(spec), identifiers=False)
     names = [c.name for c in columns]

@@ -23,6 +23,7 @@ Clinicians' notes and mark reasons are never exported to CSV.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ SEX_CHOICES = (("female", "Female"), ("male", "Male"), ("other", "Other"), ("unk
 WORKUP_STATUS_CHOICES = (("open", "Open"), ("closed", "Closed"))
 BOOLEAN_VALUES = "true; false"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST_CHARACTERS = frozenset(_FORMULA_STARTS)
+# A plain number ("-3", "+1.5e3") is read as a number by a spreadsheet, never as a formula.
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 @dataclass(frozen=True)
@@ -286,11 +290,23 @@ class _Echo:
         return value
 
 
-def stream_rows(header: list[str], rows: Iterable[list[str]]) -> Iterator[str]:
+def neutralised(cell: Any) -> Any:
+    """A cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first), quoted."""
+    if (
+        isinstance(cell, str)
+        and cell[:1] in _FORMULA_FIRST_CHARACTERS
+        and not _PLAIN_NUMBER.fullmatch(cell)
+    ):
+        return "'" + cell
+    return cell
+
+
+def stream_rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
+    """CSV lines; every CSV the app writes goes through here, so every cell is neutralised."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(header)
+    yield writer.writerow([neutralised(c) for c in header])
     for row in rows:
-        yield writer.writerow(row)
+        yield writer.writerow([neutralised(c) for c in row])
 
 
 def stream_dictionary(cols: list[Column]) -> Iterator[str]:

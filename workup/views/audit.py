@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import UTC, date, datetime, time
 
@@ -19,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from workup.audit import trail
 from workup.audit.display import change_lines
-from workup.exports.csv_export import csv_value
+from workup.exports.csv_export import stream_rows
 from workup.models import AuditEvent, StepMark, StepRecord
 from workup.protocols.cache import get_spec
 from workup.web.access import get_workup_for_user
@@ -164,11 +163,6 @@ def audit_report(request):
     )
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @require_GET
 def audit_report_csv(request):
     _require_auditor(request.user)
@@ -179,7 +173,6 @@ def audit_report_csv(request):
     trail.record_event(
         user=request.user, action=AuditEvent.Action.EXPORT, summary="Exported the audit report"
     )
-    writer = csv.writer(_Echo())
     header = [
         "id",
         "at_utc",
@@ -194,25 +187,25 @@ def audit_report_csv(request):
         "hash",
     ]
 
-    def rows():
-        yield writer.writerow(header)
-        for e in events.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    e.pk,
-                    e.at.isoformat(),
-                    csv_value(e.username),  # anyone can type a username at the login page
-                    e.action,
-                    e.object_type,
-                    csv_value(e.object_id),
-                    e.patient_id or "",
-                    e.workup_id or "",
-                    csv_value(e.summary),
-                    csv_value(json.dumps(e.changes, ensure_ascii=False, sort_keys=True)),
-                    e.hash or "",
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    # stream_rows neutralises every cell: anyone can type a username at the login page.
+    rows = (
+        [
+            e.pk,
+            e.at.isoformat(),
+            e.username,
+            e.action,
+            e.object_type,
+            e.object_id,
+            e.patient_id or "",
+            e.workup_id or "",
+            e.summary,
+            json.dumps(e.changes, ensure_ascii=False, sort_keys=True),
+            e.hash or "",
+        ]
+        for e in events.iterator(chunk_size=2000)
+    )
+    response = StreamingHttpResponse(
+        stream_rows(header, rows), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = 'attachment; filename="audit-report.csv"'
     return response
