@@ -39,6 +39,19 @@ def test_ten_failures_lock_the_username_with_a_clear_429_page(clinician_a):
     assert "_auth_user_id" not in client.session
 
 
+def test_the_lockout_page_reads_its_figures_from_the_settings(clinician_a, settings):
+    from datetime import timedelta
+
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.AXES_COOLOFF_TIME = timedelta(minutes=90)
+    client = Client()
+    for _ in range(3):
+        login(client, clinician_a, "wrong")
+    response = login(client, clinician_a)
+    assert response.status_code == 429
+    assert "locked for 1 hour 30 minutes after 3 failed attempts" in response.content.decode()
+
+
 def test_a_success_resets_the_failure_count(clinician_a):
     client = Client()
     for _ in range(9):
@@ -300,6 +313,32 @@ def test_the_history_page_shows_old_and_new_values(as_clinician_a, clinician_a, 
     body = as_clinician_a.get(reverse("workup_history", args=[workup_a.pk])).content.decode()
     assert "Created result: Baseline serum tryptase" in body
     assert "12.5 ng/mL" in body
+
+
+def test_denied_attempts_are_audited_and_the_report_filters_them(
+    as_clinician_a, clinician_a, viewer_a, admin_client
+):
+    assert as_clinician_a.get(reverse("audit_report")).status_code == 403
+    assert as_clinician_a.get(reverse("audit_report_csv")).status_code == 403
+    viewer = Client()
+    viewer.force_login(viewer_a)
+    assert viewer.get(reverse("patient_new")).status_code == 403
+    denied = AuditEvent.objects.filter(action="denied").order_by("id")
+    assert [(e.username, e.summary) for e in denied] == [
+        (clinician_a.username, "Denied: the audit report /audit/ (needs the audit permission)"),
+        (
+            clinician_a.username,
+            "Denied: the audit report /audit/export.csv (needs the audit permission)",
+        ),
+        (viewer_a.username, "Denied: adding a patient (no site with a clinician role)"),
+    ]
+    assert all(e.sealed for e in denied)
+    page = admin_client.get(reverse("audit_report"), {"action": "denied"}).content.decode()
+    assert "Denied: adding a patient" in page and "Denied: the audit report" in page
+    csv_text = b"".join(
+        admin_client.get(reverse("audit_report_csv"), {"action": "denied"}).streaming_content
+    ).decode()
+    assert [line.split(",")[3] for line in csv_text.splitlines()[1:]] == ["denied"] * 3
 
 
 def test_the_audit_report_is_for_administrators_only(as_clinician_a, admin_client):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -30,3 +30,16 @@ def as_datetime(value: datetime | None) -> str:
 @register.filter
 def as_number(value) -> str:
     return "" if value is None else formatting.format_number(value)
+
+
+@register.filter
+def as_duration(value: timedelta | None) -> str:
+    """A period in words: "30 minutes", "1 hour", "1 hour 30 minutes"."""
+    if value is None:
+        return ""
+    minutes = round(value.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
+    if minutes or not hours:
+        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
+    return " ".join(parts)

@@ -132,14 +132,17 @@ class AuditFilterForm(forms.Form):
         return events
 
 
-def _require_auditor(user) -> None:
-    if not user.has_perm("workup.view_auditevent"):
+def _require_auditor(request) -> None:
+    if not request.user.has_perm("workup.view_auditevent"):
+        trail.record_denied(
+            request, f"Denied: the audit report {request.path} (needs the audit permission)"
+        )
         raise PermissionDenied("The audit report is for administrators.")
 
 
 @require_GET
 def audit_report(request):
-    _require_auditor(request.user)
+    _require_auditor(request)
     form = AuditFilterForm(request.GET or None)
     events = AuditEvent.objects.order_by("-id")
     if form.is_bound and form.is_valid():
@@ -165,7 +168,7 @@ def audit_report(request):
 
 @require_GET
 def audit_report_csv(request):
-    _require_auditor(request.user)
+    _require_auditor(request)
     form = AuditFilterForm(request.GET or None)
     events = AuditEvent.objects.order_by("id")
     if form.is_bound:

@@ -26,6 +26,7 @@ from workup.web.forms import PatientForm
 def patient_new(request):
     sites = writable_sites_for_user(request.user)
     if not sites.exists():
+        trail.record_denied(request, "Denied: adding a patient (no site with a clinician role)")
         raise PermissionDenied("You have no site where you may add patients.")
     form = PatientForm(request.POST or None, sites=sites)
     if request.method == "POST" and form.is_valid():
