@@ -113,11 +113,16 @@ def record_denied(request, summary: str) -> None:
 
 def seal_pending() -> int:
     """Seal every pending access event into the chain; returns how many were sealed."""
+    return seal_and_read_head()[0]
+
+
+def seal_and_read_head() -> tuple[int, int, str]:
+    """Seal every pending event; (how many were sealed, head position, head hash)."""
     with transaction.atomic():
         _lock_chain()
         before = AuditEvent.objects.filter(position__isnull=True).count()
-        _seal_pending()
-    return before
+        position, head_hash = _seal_pending()
+    return before, position, head_hash
 
 
 def _new_event(

@@ -11,7 +11,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from workup.audit import append_only
+from workup.audit import append_only, checkpoints
 from workup.audit.trail import seal_pending, verify_chain
 
 
@@ -49,5 +49,27 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Database append-only guard in place on {len(tables)} tables.")
-        if missing or not result.ok:
+        anchored = self._check_checkpoint()
+        if missing or not result.ok or not anchored:
             sys.exit(1)
+
+    def _check_checkpoint(self) -> bool:
+        if checkpoints.checkpoint_file() is None:
+            self.stdout.write("No checkpoint file configured (AUDIT_CHECKPOINT_DIR).")
+            return True
+        try:
+            checkpoint = checkpoints.newest()
+        except checkpoints.CheckpointError as error:
+            self.stderr.write(str(error))
+            return False
+        if checkpoint is None:
+            self.stdout.write("No checkpoint written yet (seal_audit writes them).")
+            return True
+        problem = checkpoints.disagreement(checkpoint)
+        if problem:
+            self.stderr.write(f"Audit trail does not match its newest checkpoint: {problem}.")
+            return False
+        self.stdout.write(
+            f"Newest checkpoint ({checkpoint.at}, position {checkpoint.position}) matches."
+        )
+        return True
