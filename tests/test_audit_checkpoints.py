@@ -5,7 +5,7 @@ import json
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from workup.audit import append_only, checkpoints
@@ -70,3 +70,37 @@ def test_without_a_directory_nothing_is_written_and_verify_says_so(settings, wor
     call_command("seal_audit", stdout=StringIO())
     code, out, _ = verify()
     assert code == 0 and "No checkpoint file configured" in out
+
+
+def test_verify_since_a_day_checks_only_the_events_from_then_on(db, monkeypatch):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from workup.audit import trail
+
+    for day in (1, 1, 2, 3, 3):
+        monkeypatch.setattr(timezone, "now", lambda day=day: datetime(2027, 3, day, 9, tzinfo=UTC))
+        trail.record_event(action="login", username=f"on-day-{day}")
+    monkeypatch.undo()
+    first = AuditEvent.objects.filter(username="on-day-1").earliest("position")
+    start = AuditEvent.objects.get(username="on-day-2").position
+    with append_only.lifted(connection):  # an early row rewritten by a superuser
+        AuditEvent.objects.filter(pk=first.pk).update(username="someone-else")
+
+    out = StringIO()
+    call_command("verify_audit", "--since", "2027-03-02", stdout=out)
+    assert "Audit trail intact: 3 events" in out.getvalue()
+    assert f"Checked from position {start} on; earlier events not checked" in out.getvalue()
+    code, _, err = verify()  # the full walk finds it
+    assert code == 1 and f"event {first.pk}" in err
+
+    third = AuditEvent.objects.filter(username="on-day-3").latest("position")
+    with append_only.lifted(connection):
+        AuditEvent.objects.filter(pk=third.pk).update(username="someone-else")
+    err = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("verify_audit", "--since", "2027-03-03", stdout=StringIO(), stderr=err)
+    assert f"event {third.pk}" in err.getvalue()
+    with pytest.raises(CommandError, match="not a day as YYYY-MM-DD"):
+        call_command("verify_audit", "--since", "March", stdout=StringIO(), stderr=StringIO())

@@ -205,13 +205,23 @@ class ChainCheck:
     pending: int = 0  # access events not yet sealed (not covered by this check)
 
 
-def verify_chain(batch_size: int = 2000) -> ChainCheck:
-    """Walk the chain in position order; report the first row whose hash or link is wrong."""
+def verify_chain(batch_size: int = 2000, *, from_position: int = 1) -> ChainCheck:
+    """Walk the chain in position order; report the first row whose hash or link is wrong.
+
+    From a later position (`verify_audit --since`), the row before it is taken as it is
+    stored: only the rows from there on are checked, linked to it.
+    """
     previous = GENESIS_HASH
+    sealed = AuditEvent.objects.filter(position__isnull=False)
+    if from_position > 1:
+        before = sealed.filter(position=from_position - 1).values_list("hash", flat=True).first()
+        if before is None:
+            return ChainCheck(False, 0, None, f"there is no event at position {from_position - 1}")
+        previous = before
     checked = 0
-    sealed = AuditEvent.objects.filter(position__isnull=False).order_by("position")
-    for event in sealed.iterator(chunk_size=batch_size):
-        if event.position != checked + 1 or event.previous_hash != previous:
+    rows = sealed.filter(position__gte=from_position).order_by("position")
+    for event in rows.iterator(chunk_size=batch_size):
+        if event.position != from_position + checked or event.previous_hash != previous:
             return ChainCheck(False, checked, event.pk, "its link to the previous row is broken")
         if event.compute_hash() != event.hash:
             return ChainCheck(False, checked, event.pk, "its content does not match its hash")
@@ -219,4 +229,14 @@ def verify_chain(batch_size: int = 2000) -> ChainCheck:
         checked += 1
     return ChainCheck(
         True, checked, pending=AuditEvent.objects.filter(position__isnull=True).count()
+    )
+
+
+def first_position_since(moment) -> int | None:
+    """The position of the first sealed event at or after `moment` (None: there is none)."""
+    return (
+        AuditEvent.objects.filter(position__isnull=False, at__gte=moment)
+        .order_by("position")
+        .values_list("position", flat=True)
+        .first()
     )
