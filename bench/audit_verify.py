@@ -20,19 +20,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from export_memory import scratch_environment  # the same scratch SQLite settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def environment(db: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"sqlite:///{db}",
-        SECRET_KEY="bench-only-secret-key",
-        DEBUG="false",
-        ALLOWED_HOSTS="localhost",
-        DJANGO_SETTINGS_MODULE="config.settings",
-    )
-    return env
+    return {**scratch_environment(db), "ALLOWED_HOSTS": "localhost"}
 
 
 def seed(count: int, batch: int = 5000) -> None:

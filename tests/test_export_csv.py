@@ -308,10 +308,10 @@ def test_the_command_writes_a_site_and_is_audited(tmp_path, clinician_a, patient
 
 
 def test_text_that_a_spreadsheet_would_run_is_neutralised():
-    assert csv_export.csv_value("=HYPERLINK(1)", "text") == "'=HYPERLINK(1)"
-    assert csv_export.csv_value("@SUM", "text") == "'@SUM"
-    assert csv_export.csv_value(-2.5, "decimal") == "-2.5"
-    assert csv_export.csv_value("lumbar spine", "text") == "lumbar spine"
+    assert csv_export.csv_value("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_export.csv_value("@SUM") == "'@SUM"
+    assert csv_export.csv_value(-2.5) == "-2.5"
+    assert csv_export.csv_value("lumbar spine") == "lumbar spine"
     assert csv_export.csv_value(True) == "true" and csv_export.csv_value(None) == ""
 
 

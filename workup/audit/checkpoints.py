@@ -13,6 +13,7 @@ the operator (another owner, `chattr +a`, a write-once share): docs/security.md.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
+
+from workup.models import AuditEvent
 
 FILE_NAME = "audit-checkpoints.jsonl"
 _TAIL_BYTES = 64 * 1024  # the newest line is within the last few hundred bytes
@@ -63,9 +66,9 @@ def append(position: int, head_hash: str) -> Checkpoint | None:
     latest = newest()
     if latest is not None and latest.position == position and latest.hash == head_hash:
         return latest
-    checkpoint = Checkpoint(timezone.now().isoformat(), position, head_hash)
-    checkpoint = Checkpoint(**{**checkpoint.__dict__, "signature": _sign(checkpoint)})
-    line = json.dumps(checkpoint.__dict__, sort_keys=True) + "\n"
+    unsigned = Checkpoint(timezone.now().isoformat(), position, head_hash)
+    checkpoint = dataclasses.replace(unsigned, signature=_sign(unsigned))
+    line = json.dumps(dataclasses.asdict(checkpoint), sort_keys=True) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
@@ -102,8 +105,6 @@ def newest() -> Checkpoint | None:
 
 def disagreement(checkpoint: Checkpoint) -> str:
     """What is wrong with the chain compared with `checkpoint` ("" if it still holds)."""
-    from workup.models import AuditEvent
-
     row = AuditEvent.objects.filter(position=checkpoint.position).values("hash").first()
     if row is None:
         head = (

@@ -210,7 +210,7 @@ def _field_column(step_code: str, step_title: str, field: FieldSpec, coding) -> 
     )
 
 
-def csv_value(value: Any, kind: str = "") -> str:
+def csv_value(value: Any) -> str:
     if value is None or value == "" or value == []:
         return ""
     if isinstance(value, bool):
@@ -222,9 +222,7 @@ def csv_value(value: Any, kind: str = "") -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     text = str(value)
-    if kind not in ("choice", "multi_choice", "date") and text.startswith(_FORMULA_STARTS):
-        return "'" + text
-    return text
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def row_values(
@@ -257,7 +255,6 @@ def row_values(
     by_step: dict[str, list] = {}
     for record in item.records:
         by_step.setdefault(record.step_code, []).append(record)
-    kinds: dict[str, str] = {}
     for step in spec.steps:
         records = by_step.get(step.code, [])
         shown = counting_record(step, _as_inputs(records)) if records else None
@@ -270,13 +267,11 @@ def row_values(
         values[f"{step.code}.date"] = shown.performed_on if shown else None
         values[f"{step.code}.records"] = len(records)
         for field in step.fields:
-            name = f"{step.code}.{field.code}"
-            values[name] = facts.get(field.code)
-            kinds[name] = field.kind
+            values[f"{step.code}.{field.code}"] = facts.get(field.code)
     for calc in spec.calculations:
         if calc.display:
             values[f"calc.{calc.code}"] = evaluation.derived.get(calc.code)
-    return {name: csv_value(value, kinds.get(name, "")) for name, value in values.items()}
+    return {name: csv_value(value) for name, value in values.items()}
 
 
 def _as_inputs(records) -> list[RecordInput]:

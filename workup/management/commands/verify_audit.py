@@ -47,11 +47,12 @@ class Command(BaseCommand):
         start = 1
         if options["since"] is not None:
             start = first_position_since(options["since"])
-            if start is None:
-                self.stdout.write(f"No sealed events since {options['since']:%Y-%m-%d}.")
-                start = 0
-        result = verify_chain(from_position=start) if start else ChainCheck(True, 0)
-        if start > 1:
+        if start is None:
+            self.stdout.write(f"No sealed events since {options['since']:%Y-%m-%d}.")
+            result = ChainCheck(True, 0)
+        else:
+            result = verify_chain(from_position=start)
+        if start and start > 1:
             self.stdout.write(f"Checked from position {start} on; earlier events not checked.")
         tables = append_only.guarded_tables(apps.get_models())
         missing = append_only.missing_guards(connection, tables)
