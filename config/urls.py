@@ -10,3 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("workup.urls")),
 ]
+
+# 503 (not 500) while the database is unreachable: see workup/views/errors.py.
+handler500 = "workup.views.errors.server_error"

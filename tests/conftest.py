@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.commands import flush
-from django.db import connections
+from django.db import connection, connections
 
 from workup.audit import append_only
 from workup.exports import coding
@@ -17,6 +17,7 @@ from workup.protocols.file import read_protocol_file
 from workup.records import writes
 from workup.web import page_cache
 
+from . import live_gunicorn
 from .factories import PatientFactory, SiteFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,3 +177,27 @@ def worked_up(workup, user):
         {"result": "positive", "method": "ddpcr", "high_sensitivity": True},
     )
     return workup
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("static")
+    live_gunicorn.collect_static(root)
+    return root
+
+
+@pytest.fixture
+def gunicorn(static_root, tmp_path):
+    """The app under gunicorn, 4 sync workers, production settings, on the test database.
+
+    PostgreSQL only: the SQLite test database lives in the test process's memory.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: the test database is SQLite")
+    server = live_gunicorn.Gunicorn(
+        static_root=static_root, log_path=tmp_path / "gunicorn.log"
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()

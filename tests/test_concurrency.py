@@ -28,6 +28,7 @@ from workup.ops import backup
 from workup.records import writes
 
 from .factories import PatientFactory, SiteFactory, UserFactory
+from .live_gunicorn import Browser
 from .transactional import clean_database, keep_database_state  # noqa: F401 - fixtures
 
 THREADS, EDITS = 8, 50
@@ -240,3 +241,58 @@ def test_concurrent_edits_on_a_sqlite_file_in_wal_mode_neither_lock_out_nor_lose
     assert sum(conflicts) > 0, "the threads never collided: the test proves nothing"
     with backup.database_connection(settings_dict) as file_db, backup.as_default_database(file_db):
         assert_every_edit_saved_once(workup, threads, edits, start_version)
+
+
+@only_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_database")
+def test_eight_browsers_editing_one_workup_through_gunicorn_lose_no_edit(gunicorn):
+    """The race through the real doors: HTTP, 4 gunicorn worker processes, PostgreSQL.
+
+    Each browser loads the form and sends it; refused, it sends it again from the
+    conflict page (which keeps what was typed and carries the workup's new version),
+    as a clinician does. Every accepted save must be there once, every refused one
+    must have been shown the conflict page, and nothing else may happen.
+    """
+    users, workup = clinic()
+    start_version = Workup.objects.get(pk=workup.pk).version
+    url = reverse("step_form", args=[workup.pk, "serum_tryptase"])
+    browsers = [Browser(gunicorn.base, users[n % 2]) for n in range(THREADS)]
+    accepted: list[list[str]] = [[] for _ in range(THREADS)]
+    refused = [0] * THREADS
+    unexpected: list[str] = []
+
+    def work(n: int) -> None:
+        browser = browsers[n]
+        for edit in range(EDITS):
+            note = f"thread {n} edit {edit}"
+            page = browser.get(url)
+            assert page.status == 200, page.status
+            tries = 0
+            while True:
+                data = {**tryptase_form(form_token(page.body), f"{10 + n}.5"), "note": note}
+                page = browser.post(url, data)
+                if page.status == 302:
+                    accepted[n].append(note)
+                    break
+                if page.status != 409 or CONFLICT not in page.body:
+                    unexpected.append(f"{note}: {page.status}")
+                    return
+                assert note in page.body, "the conflict page keeps what was typed"
+                refused[n] += 1
+                tries += 1
+                # Back off as a client does: a herd of instant retries only collides again.
+                time.sleep(random.uniform(0, 0.01 * 2 ** min(tries, 5)))
+
+    errors = run_in_threads(THREADS, work)
+
+    assert not errors, "\n".join(errors)
+    assert not unexpected, unexpected
+    assert len(gunicorn.worker_pids()) == 4
+    assert sum(len(notes) for notes in accepted) == THREADS * EDITS
+    assert_every_edit_saved_once(workup, THREADS, EDITS, start_version)  # 0 lost
+    assert sum(refused) > 0, "the browsers never collided: the test proves nothing"
+    print(
+        f"\nHTTP, 4 gunicorn workers, {THREADS} x {EDITS} edits: "
+        f"{THREADS * EDITS} accepted, {sum(refused)} refused with the conflict page, 0 lost"
+    )

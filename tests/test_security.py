@@ -180,6 +180,30 @@ def test_not_found_and_server_error_pages_show_no_internals(as_clinician_a, rf):
     assert b"Traceback" not in error.content
 
 
+def test_an_unreachable_database_is_a_503_that_says_nothing_was_saved(rf, tmp_path):
+    """The production error handler (config/urls.py handler500), given a real lost database:
+    an SQLite file in a folder that does not exist. tests/test_database_restart.py shows
+    the same through gunicorn with PostgreSQL restarted under it."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from workup.views.errors import server_error
+
+    unreachable = DatabaseWrapper({**connection.settings_dict, "NAME": str(tmp_path / "no" / "db")})
+    try:
+        unreachable.ensure_connection()
+    except Exception:  # noqa: BLE001 - the handler is called inside the except, as Django does
+        response = server_error(rf.get("/"))
+    finally:
+        unreachable.close()
+    body = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"] == "10"
+    assert "nothing from this request was saved" in body and "Traceback" not in body
+    try:
+        raise ValueError("a bug, not the database")
+    except ValueError:
+        assert server_error(rf.get("/")).status_code == 500
+
+
 @pytest.fixture
 def as_clinician_a(clinician_a):
     client = Client()
