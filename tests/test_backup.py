@@ -77,11 +77,15 @@ def populate() -> list[Workup]:
     return [first, second, third]
 
 
-def restore_into_scratch(path) -> dict:
-    """Restore `path` into an empty scratch database and take its snapshot there."""
+def restore_into_scratch(path, then_run: str = "") -> dict:
+    """Restore `path` into an empty scratch database (then run the SQL `then_run` there)
+    and take its snapshot there."""
     with backup.scratch_database(connection.settings_dict, prefix="test_restore") as scratch:
         assert backup.is_empty(scratch)
         backup.restore(path, scratch)
+        if then_run:
+            with scratch.cursor() as cursor:
+                cursor.execute(then_run)
         with backup.as_default_database(scratch):
             return backup.snapshot()
 
@@ -100,6 +104,19 @@ def assert_backup_restores_every_checklist(tmp_path, name: str) -> None:
     restored = restore_into_scratch(path)
     assert backup.compare(live, restored) == []
     assert restored == live
+    assert restored["tables"]["workup_steprecord"]["rows"] == 4
+    assert len(restored["tables"]) >= 30, "every table, history and users included"
+    # One value changed in one row: the counts and every checklist are the same, the
+    # digest of the table is not.
+    note_changed = (
+        "UPDATE workup_steprecord SET note = 'changed'"
+        " WHERE id = (SELECT MIN(id) FROM workup_steprecord)"
+    )
+    changed = restore_into_scratch(path, then_run=note_changed)
+    assert changed["counts"] == live["counts"] and changed["workups"] == live["workups"]
+    assert backup.compare(live, changed) == [
+        "table workup_steprecord: the same 4 rows, but their values differ"
+    ]
     # A damaged copy of it is refused before the (live, not empty) database is looked at.
     damaged = tmp_path / f"damaged-{name}"
     damaged.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])

@@ -11,12 +11,15 @@
 A backup holds patient data: it is written with mode 0600, and only complete
 backups get the requested name (a partial file never looks like a backup).
 
-`verify_restore` restores a backup into a scratch database and compares every
-workup's checklist with the live database (see `snapshot`).
+`verify_restore` restores a backup into a scratch database and compares it with
+the live database (see `snapshot`): every workup's checklist, and a SHA-256 digest
+of every row's values in every table.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -350,8 +353,9 @@ def snapshot() -> dict[str, Any]:
     """What must survive a backup and restore, from the default database.
 
     For every workup: its version and status, each step's state, the suggested
-    steps in order, and how many results and marks it has; overall counts; and
-    the audit chain verification.
+    steps in order, and how many results and marks it has; overall counts; the
+    audit chain verification; and every table's rows and the digest of their values
+    (`table_digests`), which tells a restored row whose values changed.
     """
     from workup import reads
     from workup.audit.trail import verify_chain
@@ -384,7 +388,38 @@ def snapshot() -> dict[str, Any]:
             "first_bad_id": chain.first_bad_id,
         },
         "workups": workups,
+        "tables": table_digests(),
     }
+
+
+def table_digests() -> dict[str, dict[str, Any]]:
+    """{table: {"rows": n, "digest": SHA-256 of every row's values, in primary-key order}}.
+
+    Every table Django migrates (the app's, history, users, sessions, django-axes'),
+    read through the ORM so that both sides of a comparison decode values alike.
+    """
+    from django.apps import apps
+    from django.db import connection, router
+    from django.db.migrations.loader import MigrationLoader
+
+    migrated = MigrationLoader(connection, ignore_no_migrations=True).migrated_apps
+    digests = {}
+    for model in apps.get_models():
+        meta = model._meta
+        if (
+            meta.app_label not in migrated
+            or not meta.can_migrate(connection)
+            or not router.allow_migrate_model(connection.alias, model)
+        ):
+            continue
+        columns = [field.attname for field in meta.concrete_fields]
+        digest, rows = hashlib.sha256(), 0
+        values = model._base_manager.order_by(meta.pk.name).values_list(*columns)
+        for row in values.iterator(chunk_size=2000):
+            digest.update(json.dumps(row, default=str, sort_keys=True).encode() + b"\n")
+            rows += 1
+        digests[meta.db_table] = {"rows": rows, "digest": digest.hexdigest()}
+    return digests
 
 
 def compare(live: dict[str, Any], restored: dict[str, Any]) -> list[str]:
@@ -398,6 +433,16 @@ def compare(live: dict[str, Any], restored: dict[str, Any]) -> list[str]:
             f"audit chain: {_chain_text(live['audit chain'])} live, "
             f"{_chain_text(restored['audit chain'])} restored"
         )
+    for table, before in live["tables"].items():
+        after = restored["tables"].get(table)
+        if after is None:
+            problems.append(f"table {table}: missing from the restored database")
+        elif after["rows"] != before["rows"]:
+            problems.append(f"table {table}: {before['rows']} rows live, {after['rows']} restored")
+        elif after["digest"] != before["digest"]:
+            problems.append(
+                f"table {table}: the same {before['rows']} rows, but their values differ"
+            )
     live_workups, restored_workups = live["workups"], restored["workups"]
     for pk in sorted(set(live_workups) - set(restored_workups)):
         problems.append(f"workup {pk}: missing from the restored database")
