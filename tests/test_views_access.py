@@ -1,7 +1,11 @@
-"""The access ladder, walked for every URL that takes an object id.
+"""The access ladder, walked for every URL that takes a parameter.
 
-The URLs come from the URL resolver, not from a list kept by hand: a new view
-with an `<int:...>` id is covered as soon as it is routed. Ladder:
+The URLs come from the URL resolver, not from a list kept by hand: a new route,
+whatever its converter (int, slug, str, path, or a regular expression), is covered
+as soon as it is routed, and a test fails until this file knows how to fill it.
+The app's pages (`id_routes`) and the admin's (`admin_routes`) have two ladders.
+
+The app's ladder:
 
 - anonymous: redirected to the login page (GET and POST);
 - a clinician of another site, and a protocol admin: 404, the same answer as for
@@ -10,6 +14,14 @@ with an `<int:...>` id is covered as soon as it is routed. Ladder:
 - a clinician of the site: pages answer 200, writes succeed and redirect.
 
 A method that a view does not accept answers 405 to everyone alike.
+
+The admin's ladder (no patient data lives there; sites, users, protocols do):
+
+- anonymous and a clinician (not staff): the admin's login page, for every object;
+- a protocol admin: for what the role may not see (sites, memberships, users,
+  django-axes' records), the same answer for an object as for one that does not
+  exist, never the page; a POST changes nothing;
+- a superuser (a site admin): every admin page answers without a server error.
 """
 
 from __future__ import annotations
@@ -18,17 +30,25 @@ import re
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessFailureLog
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from workup.models import Patient, StepMark, StepRecord, Workup
+from workup.ops import backup
 from workup.protocols import versions
 
 STEP_CODE = "serum_tryptase"
 MISSING_ID = 987_654_321
 LOGIN_PATH = "/accounts/login/"
-_PARAMETER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
+# A path() parameter, <converter:name> or <name>, or a re_path() named group.
+_PARAMETER = re.compile(
+    r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>|\(\?P<(?P<group>\w+)>(?:[^()]|\([^()]*\))*\)"
+)
+ADMIN_PREFIX = "admin/"
 
 # Every view we know takes an object id; the walk must find at least these.
 KNOWN_ID_VIEWS = {
@@ -49,25 +69,41 @@ def _walk(patterns, prefix=""):
             yield prefix + str(entry.pattern), entry.name
 
 
-def id_routes() -> list[tuple[str, str]]:
-    """(route, url name) of every routed URL that has an `<int:...>` parameter."""
+def parameter_routes() -> list[tuple[str, str]]:
+    """(route, url name) of every routed URL that has a parameter, whatever its kind."""
     return [
         (route, name)
         for route, name in _walk(get_resolver().url_patterns)
-        if any(m["converter"] == "int" for m in _PARAMETER.finditer(route))
+        if _PARAMETER.search(route)
     ]
+
+
+def id_routes() -> list[tuple[str, str]]:
+    """The app's own pages that take a parameter (the admin's: `admin_routes`)."""
+    return [(r, n) for r, n in parameter_routes() if not r.startswith(ADMIN_PREFIX)]
+
+
+def admin_routes() -> list[tuple[str, str]]:
+    return [(r, n) for r, n in parameter_routes() if r.startswith(ADMIN_PREFIX)]
+
+
+def _key(match: re.Match) -> tuple[str, str]:
+    if match["group"]:
+        return ("re", match["group"])
+    return (match["converter"] or "str", match["name"])
 
 
 def fill(route: str, values: dict[tuple[str, str], object]) -> str:
     def replace(match: re.Match) -> str:
-        key = (match["converter"] or "str", match["name"])
+        key = _key(match)
         if key not in values:
             raise AssertionError(
                 f"/{route}: no value for <{key[0]}:{key[1]}>; teach this test how to fill it"
             )
         return str(values[key])
 
-    return "/" + _PARAMETER.sub(replace, route)
+    # re_path() routes carry their anchors: "admin/^(?P<app_label>...)/$".
+    return "/" + _PARAMETER.sub(replace, route).replace("^", "").replace("$", "")
 
 
 def real_url(route: str, patient: Patient, workup: Workup) -> str:
@@ -343,3 +379,133 @@ def test_every_write_needs_a_csrf_token(clinician_a, patient_a, workup_a, spec):
             failures.append(f"POST {url} without a CSRF token: {status} != 403")
     assert not failures, "\n".join(failures)
     assert state_of(workup_a) == before
+
+
+# --- the admin ----------------------------------------------------------------------------
+
+ADMIN_LOGIN_PATHS = ("/admin/login/", LOGIN_PATH)
+_ADMIN_MODEL_ROUTE = re.compile(r"^admin/(?P<app>\w+)/(?P<model>\w+)/<")
+# What a protocol admin's requests may change: their own session, and the audit trail
+# (which records the refusals).
+_MAY_CHANGE = {"django_session", "workup_auditevent"}
+
+
+def admin_model(route: str):
+    """The model an admin route is about ("admin/workup/site/<path:object_id>/..."), or None."""
+    match = _ADMIN_MODEL_ROUTE.match(route)
+    return apps.get_model(match["app"], match["model"]) if match else None
+
+
+def admin_url(route: str, patient: Patient, *, missing: bool = False) -> str:
+    model = admin_model(route)
+    if model is None:  # view_on_site (a content type and an object), app list, catch-all
+        object_id = MISSING_ID if missing else patient.pk
+    else:
+        row = model._base_manager.order_by("pk").first()
+        assert row is not None, f"/{route}: no {model._meta.label} row to try it with"
+        object_id = MISSING_ID if missing else row.pk
+    return fill(
+        route,
+        {
+            ("path", "object_id"): object_id,
+            ("str", "id"): object_id,
+            ("path", "content_type_id"): ContentType.objects.get_for_model(Patient).pk,
+            ("re", "app_label"): "workup",
+            ("re", "url"): "no-such-page/",
+        },
+    )
+
+
+@pytest.fixture
+def admin_rows(client, clinician_a, site_a, patient_a, workup_a):
+    """A row in every table the admin shows: django-axes' come from real logins."""
+    login = {"username": clinician_a.username, "password": "test-password-123"}
+    assert client.post(LOGIN_PATH, login).status_code == 302  # an access log
+    client.logout()
+    # An attempt (under another name: signing clinician_a in again would reset it).
+    client.post(LOGIN_PATH, {"username": "someone-else", "password": "wrong"})
+    # Failure logs are off (AXES_ENABLE_ACCESS_FAILURE_LOG), but the admin lists the table.
+    AccessFailureLog.objects.create(
+        username=clinician_a.username, ip_address="127.0.0.1", user_agent="test", path_info="/"
+    )
+    return patient_a
+
+
+def test_the_walk_covers_every_route_that_takes_a_parameter():
+    walked = {route for route, _ in id_routes()} | {route for route, _ in admin_routes()}
+    assert walked == {route for route, _ in parameter_routes()}
+    converters = {_key(m)[0] for route, _ in parameter_routes() for m in _PARAMETER.finditer(route)}
+    assert converters >= {"int", "slug", "str", "path", "re"}, converters
+
+
+def test_every_admin_url_can_be_filled_with_real_objects(admin_rows):
+    for route, _ in admin_routes():
+        for missing in (False, True):
+            url = admin_url(route, admin_rows, missing=missing)
+            assert "<" not in url and "(" not in url, url
+
+
+@pytest.mark.parametrize("persona", ["anonymous", "clinician_a"])
+def test_anonymous_and_clinicians_get_the_admin_login_page_for_every_admin_url(
+    request, persona, admin_rows
+):
+    browser = Client() if persona == "anonymous" else logged_in(request.getfixturevalue(persona))
+    before = backup.table_digests()
+    failures = []
+    for route, _name in admin_routes():
+        for missing in (False, True):
+            url = admin_url(route, admin_rows, missing=missing)
+            for method in ("get", "post"):
+                response = getattr(browser, method)(url)
+                location = response.headers.get("Location", "")
+                if response.status_code != 302 or not location.startswith(ADMIN_LOGIN_PATHS):
+                    failures.append(f"{method.upper()} {url}: {response.status_code} {location}")
+    assert not failures, "\n".join(failures)
+    assert unchanged(before, backup.table_digests())
+
+
+def test_a_protocol_admin_cannot_tell_people_records_from_ones_that_do_not_exist(
+    protocol_admin, admin_rows
+):
+    browser = logged_in(protocol_admin)
+    before = backup.table_digests()
+    failures, walked = [], 0
+    for route, _name in admin_routes():
+        model = admin_model(route)
+        if model is not None and protocol_admin.has_perm(
+            f"{model._meta.app_label}.view_{model._meta.model_name}"
+        ):
+            status = browser.get(admin_url(route, admin_rows)).status_code
+            if status >= 500:
+                failures.append(f"GET {admin_url(route, admin_rows)}: {status}")
+            continue  # protocol content is the role's own (and no site's)
+        walked += 1
+        for method in ("get", "post"):
+            real = getattr(browser, method)(admin_url(route, admin_rows)).status_code
+            missing = getattr(browser, method)(admin_url(route, admin_rows, missing=True))
+            # (A route about no model, such as the app index, only has to answer alike.)
+            if (model is not None and real == 200) or real != missing.status_code:
+                failures.append(
+                    f"{method.upper()} {admin_url(route, admin_rows)}: {real}, and "
+                    f"{missing.status_code} for an id that does not exist"
+                )
+    assert not failures, "\n".join(failures)
+    assert walked >= 20, "sites, memberships, users and django-axes' records were walked"
+    assert unchanged(before, backup.table_digests())
+
+
+def test_a_site_admin_opens_every_admin_page_without_a_server_error(admin_user, admin_rows):
+    browser = logged_in(admin_user)
+    failures = []
+    for route, _name in admin_routes():
+        url = admin_url(route, admin_rows)
+        status = browser.get(url).status_code
+        if status >= 500 or (admin_model(route) is not None and status == 404):
+            failures.append(f"GET {url}: {status}")
+    assert not failures, "\n".join(failures)
+
+
+def unchanged(before: dict, after: dict) -> bool:
+    changed = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
+    assert changed <= _MAY_CHANGE, f"changed: {sorted(changed - _MAY_CHANGE)}"
+    return True
