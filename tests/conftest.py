@@ -187,16 +187,15 @@ def static_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def gunicorn(static_root, tmp_path):
+def gunicorn(request, tmp_path):
     """The app under gunicorn, 4 sync workers, production settings, on the test database.
 
     PostgreSQL only: the SQLite test database lives in the test process's memory.
     """
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: the test database is SQLite")
-    server = live_gunicorn.Gunicorn(
-        static_root=static_root, log_path=tmp_path / "gunicorn.log"
-    ).start()
+    static = request.getfixturevalue("static_root")  # collected only when a test needs it
+    server = live_gunicorn.Gunicorn(static_root=static, log_path=tmp_path / "gunicorn.log").start()
     try:
         yield server
     finally:
