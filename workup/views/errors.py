@@ -3,8 +3,10 @@
 Django calls this (config/urls.py: handler500) for any exception a view or a
 middleware did not handle, inside the `except` block, so the exception is at hand.
 A database that is restarting or unreachable is not a bug in the request: the
-answer is 503 with Retry-After, and the page says that nothing was saved, so the
-clinician goes back and sends the form again. Neither page touches the database.
+answer is 503 with Retry-After. The page says the request may not have been saved
+(a commit can land just before the connection drops) and to send it again: a
+second send of a form that was saved after all meets the workup's version check
+and gets the conflict page, so it is never saved twice. Neither page touches the database.
 """
 
 from __future__ import annotations
