@@ -11,7 +11,6 @@ The server reads the test database, so the tests that use it are transactional
 
 from __future__ import annotations
 
-import http.cookiejar
 import os
 import re
 import socket
@@ -152,51 +151,34 @@ class Browser:
 
     def __init__(self, base: str, user) -> None:
         self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect
-        )
+        self.opener = urllib.request.build_opener(_NoRedirect)
         signed_in = Client()
         signed_in.force_login(user)  # the session row is committed (transactional tests)
-        cookie = signed_in.cookies[settings.SESSION_COOKIE_NAME]
-        self.jar.set_cookie(_cookie(settings.SESSION_COOKIE_NAME, cookie.value))
+        session = signed_in.cookies[settings.SESSION_COOKIE_NAME].value
+        self.cookies = {settings.SESSION_COOKIE_NAME: session}  # and the CSRF cookie, once set
         self.csrf_token = ""
 
     def get(self, path: str) -> Page:
-        return self._open(urllib.request.Request(self.base + path))
+        return self._open(path)
 
     def post(self, path: str, data: dict[str, str]) -> Page:
-        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": self.csrf_token}).encode()
-        return self._open(urllib.request.Request(self.base + path, body))
+        return self._open(path, {**data, "csrfmiddlewaretoken": self.csrf_token})
 
-    def _open(self, request: urllib.request.Request) -> Page:
+    def _open(self, path: str, form: dict[str, str] | None = None) -> Page:
+        body = urllib.parse.urlencode(form).encode() if form is not None else None
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        request = urllib.request.Request(self.base + path, body, headers={"Cookie": cookie})
         try:
             with self.opener.open(request, timeout=60) as response:
+                headers = response.headers
                 page = Page(response.status, response.read().decode())
         except urllib.error.HTTPError as error:  # 3xx (not followed), 4xx, 5xx
             with error:
-                page = Page(error.code, error.read().decode(), error.headers.get("Location", ""))
+                headers = error.headers
+                page = Page(error.code, error.read().decode(), headers.get("Location", ""))
+        for set_cookie in headers.get_all("Set-Cookie") or []:
+            name, _, rest = set_cookie.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
         if match := _CSRF.search(page.body):  # a form on the page (a conflict page has one)
             self.csrf_token = match.group(1)
         return page
-
-
-def _cookie(name: str, value: str) -> http.cookiejar.Cookie:
-    return http.cookiejar.Cookie(
-        version=0,
-        name=name,
-        value=value,
-        port=None,
-        port_specified=False,
-        domain="127.0.0.1",
-        domain_specified=False,
-        domain_initial_dot=False,
-        path="/",
-        path_specified=True,
-        secure=False,
-        expires=None,
-        discard=True,
-        comment=None,
-        comment_url=None,
-        rest={},
-    )

@@ -461,7 +461,7 @@ def test_anonymous_and_clinicians_get_the_admin_login_page_for_every_admin_url(
                 if response.status_code != 302 or not location.startswith(ADMIN_LOGIN_PATHS):
                     failures.append(f"{method.upper()} {url}: {response.status_code} {location}")
     assert not failures, "\n".join(failures)
-    assert unchanged(before, backup.table_digests())
+    assert_unchanged(before, backup.table_digests())
 
 
 def test_a_protocol_admin_cannot_tell_people_records_from_ones_that_do_not_exist(
@@ -491,7 +491,7 @@ def test_a_protocol_admin_cannot_tell_people_records_from_ones_that_do_not_exist
                 )
     assert not failures, "\n".join(failures)
     assert walked >= 20, "sites, memberships, users and django-axes' records were walked"
-    assert unchanged(before, backup.table_digests())
+    assert_unchanged(before, backup.table_digests())
 
 
 def test_a_site_admin_opens_every_admin_page_without_a_server_error(admin_user, admin_rows):
@@ -505,7 +505,6 @@ def test_a_site_admin_opens_every_admin_page_without_a_server_error(admin_user, 
     assert not failures, "\n".join(failures)
 
 
-def unchanged(before: dict, after: dict) -> bool:
+def assert_unchanged(before: dict, after: dict) -> None:
     changed = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
     assert changed <= _MAY_CHANGE, f"changed: {sorted(changed - _MAY_CHANGE)}"
-    return True

@@ -20,14 +20,13 @@ datetimes and JSON values as they are.
 from __future__ import annotations
 
 import pytest
-from django.apps import apps
 from django.core import serializers
 from django.core.management import call_command
 from django.core.management.color import no_style
-from django.db import connection, router, transaction
-from django.db.migrations.loader import MigrationLoader
+from django.db import connection, transaction
 
 from workup.audit.trail import verify_chain
+from workup.ops import backup
 from workup.protocols.cache import clear_cache
 
 from .conftest import PROTOCOL_FIXTURE
@@ -35,16 +34,9 @@ from .conftest import PROTOCOL_FIXTURE
 
 def committed_rows() -> list[dict]:
     """Every row of every migrated model, as Python values (the same models as Django's)."""
-    loader = MigrationLoader(connection)
     objects = []
-    for app_config in apps.get_app_configs():
-        if app_config.models_module is None or app_config.label not in loader.migrated_apps:
-            continue
-        for model in app_config.get_models():
-            if model._meta.can_migrate(connection) and router.allow_migrate_model(
-                connection.alias, model
-            ):
-                objects.extend(model._base_manager.order_by(model._meta.pk.name))
+    for model in backup.migrated_models():
+        objects.extend(model._base_manager.order_by(model._meta.pk.name))
     return serializers.serialize("python", objects)
 
 

@@ -392,26 +392,31 @@ def snapshot() -> dict[str, Any]:
     }
 
 
+def migrated_models() -> list:
+    """Every model whose table Django migrates in the default database (what flush empties)."""
+    from django.apps import apps
+    from django.db import connection, router
+    from django.db.migrations.loader import MigrationLoader
+
+    migrated = MigrationLoader(connection, ignore_no_migrations=True).migrated_apps
+    return [
+        model
+        for model in apps.get_models()
+        if model._meta.app_label in migrated
+        and model._meta.can_migrate(connection)
+        and router.allow_migrate_model(connection.alias, model)
+    ]
+
+
 def table_digests() -> dict[str, dict[str, Any]]:
     """{table: {"rows": n, "digest": SHA-256 of every row's values, in primary-key order}}.
 
     Every table Django migrates (the app's, history, users, sessions, django-axes'),
     read through the ORM so that both sides of a comparison decode values alike.
     """
-    from django.apps import apps
-    from django.db import connection, router
-    from django.db.migrations.loader import MigrationLoader
-
-    migrated = MigrationLoader(connection, ignore_no_migrations=True).migrated_apps
     digests = {}
-    for model in apps.get_models():
+    for model in migrated_models():
         meta = model._meta
-        if (
-            meta.app_label not in migrated
-            or not meta.can_migrate(connection)
-            or not router.allow_migrate_model(connection.alias, model)
-        ):
-            continue
         columns = [field.attname for field in meta.concrete_fields]
         digest, rows = hashlib.sha256(), 0
         values = model._base_manager.order_by(meta.pk.name).values_list(*columns)
