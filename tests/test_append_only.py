@@ -42,7 +42,7 @@ def documented(workup_a, clinician_a):
 def test_every_history_table_and_the_audit_table_are_guarded(db):
     tables = append_only.guarded_tables(apps.get_models())
     assert "workup_auditevent" in tables and "workup_historicalsteprecord" in tables
-    assert len(tables) == 19
+    assert len(tables) == 20
     assert append_only.missing_guards(connection, tables) == []
 
 
@@ -110,7 +110,7 @@ def test_the_admin_offers_to_disable_users_not_to_delete_them(admin_user, clinic
 def test_verify_audit_reports_the_guard_and_fails_without_it(documented):
     out = StringIO()
     call_command("verify_audit", stdout=out)
-    assert "append-only guard in place on 19 tables" in out.getvalue()
+    assert "append-only guard in place on 20 tables" in out.getvalue()
     table = ["workup_historicalsteprecord"]
     append_only.uninstall(connection, table)
     try:

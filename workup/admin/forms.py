@@ -220,6 +220,15 @@ class CriterionForm(DraftCheckedForm):
         return spec_rows.criterion_spec(self.value)
 
 
+class StepGroupForm(DraftCheckedForm):
+    routes = (("duplicate step group '{code}'", "code"),)
+
+    spec_items = "step_groups"
+
+    def spec_item(self):
+        return spec_rows.step_group_spec(self.value)
+
+
 class CriterionGroupForm(DraftCheckedForm):
     routes = (("duplicate criterion group '{code}'", "code"),)
 
@@ -263,6 +272,8 @@ class StepForm(DraftCheckedForm):
     routes = (
         ("duplicate step '{code}'", "code"),
         ("step {code}: counts_latest_where", "counts_latest_where"),
+        ("step {code}: needs a step group", "group"),
+        ("step {code}: unknown step group", "group"),
         ("step {code}:", "code"),
         ("steps ", "order"),
     )

@@ -24,6 +24,7 @@ from workup.admin.forms import (
     JSONTextField,
     RuleForm,
     StepForm,
+    StepGroupForm,
     TrendSeriesForm,
 )
 from workup.core.cases import run_case
@@ -40,6 +41,7 @@ from workup.models import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    StepGroup,
     TrendSeries,
 )
 from workup.protocols.cache import build_spec, get_spec
@@ -167,6 +169,7 @@ class FieldInline(LockedInlineMixin, admin.TabularInline):
         "order",
         "code",
         "label",
+        "group",
         "kind",
         "unit",
         "min_value",
@@ -188,8 +191,8 @@ class FieldInline(LockedInlineMixin, admin.TabularInline):
 @admin.register(StepDefinition)
 class StepDefinitionAdmin(LockedPartAdmin):
     form = StepForm
-    list_display = ["code", "title", "section", "order", "repeatable", "protocol"]
-    list_filter = ["protocol", "section", "is_safety_item"]
+    list_display = ["code", "title", "section", "group", "order", "repeatable", "protocol"]
+    list_filter = ["protocol", "section", "group", "is_safety_item"]
     search_fields = ["code", "title"]
     inlines = [FieldInline]
 
@@ -271,6 +274,14 @@ class CalculationAdmin(LockedPartAdmin):
     @admin.display(description="Expression, in words")
     def expression_readable(self, calc):
         return readable(calc.expression)
+
+
+@admin.register(StepGroup)
+class StepGroupAdmin(LockedPartAdmin):
+    form = StepGroupForm
+    list_display = ["code", "title", "order", "protocol"]
+    list_filter = ["protocol"]
+    search_fields = ["code", "title"]
 
 
 @admin.register(CriterionGroup)

@@ -66,7 +66,7 @@ class StepInline(LockedInlineMixin, admin.TabularInline):
     model = StepDefinition
     form = StepForm
     formset = DraftCheckedFormSet
-    fields = ["order", "code", "title", "section", "repeatable", "is_safety_item"]
+    fields = ["order", "code", "title", "section", "group", "repeatable", "is_safety_item"]
     extra = 0
     show_change_link = True
 
@@ -193,6 +193,7 @@ class ProtocolAdmin(SimpleHistoryAdmin):
             return "–"
         links = [
             ("fielddefinition", "Fields", f"step__protocol__id__exact={protocol.pk}"),
+            ("stepgroup", "Step groups", f"protocol__id__exact={protocol.pk}"),
             ("criteriongroup", "WHO / ICC groups", f"protocol__id__exact={protocol.pk}"),
             ("criterionitem", "WHO / ICC items", f"protocol__id__exact={protocol.pk}"),
             ("trendseries", "Trend series", f"protocol__id__exact={protocol.pk}"),
@@ -208,6 +209,7 @@ class ProtocolAdmin(SimpleHistoryAdmin):
                 (reverse(f"admin:workup_{m}_add") + f"?protocol={protocol.pk}", f"Add a {label}")
                 for m, label in (
                     ("rule", "rule"),
+                    ("stepgroup", "step group"),
                     ("calculation", "calculation"),
                     ("criteriongroup", "WHO / ICC group"),
                     ("criterionitem", "WHO / ICC item"),

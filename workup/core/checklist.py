@@ -15,7 +15,13 @@ from typing import Any
 from workup.core import engine
 from workup.core.engine import Evaluation, RuleOutcome
 from workup.core.formatting import format_derived, format_value
-from workup.core.spec import CriterionSpec, DisagreementSpec, ProtocolSpec, StepSpec
+from workup.core.spec import (
+    CriterionSpec,
+    DisagreementSpec,
+    ProtocolSpec,
+    StepGroupSpec,
+    StepSpec,
+)
 
 DEFAULT_DISCLAIMER = (
     "This is a workup checklist to support the clinician. It does not make or state "
@@ -162,6 +168,14 @@ class Section:
     items: list[ChecklistItem]
 
 
+@dataclass
+class SuggestionGroup:
+    """Suggestions under one heading of the protocol's step groups (None: a step of no group)."""
+
+    group: StepGroupSpec | None
+    items: list[ChecklistItem]
+
+
 @dataclass(frozen=True)
 class DerivedValue:
     code: str
@@ -229,7 +243,22 @@ class Checklist:
 
     @property
     def suggested(self) -> list[ChecklistItem]:
-        return [item for item in self.items if item.state == engine.SUGGESTED]
+        """Suggested steps by priority: the protocol's step groups in order (safety first)."""
+        rank = self.spec.suggestion_rank
+        items = [item for item in self.items if item.state == engine.SUGGESTED]
+        return sorted(items, key=lambda item: rank[item.code])
+
+    @property
+    def suggested_groups(self) -> list[SuggestionGroup]:
+        """The suggestions under their group headings, in order; groups with none left out."""
+        groups = {group.code: group for group in self.spec.step_groups}
+        grouped: list[SuggestionGroup] = []
+        for item in self.suggested:
+            group = groups.get(item.step.group)
+            if not grouped or grouped[-1].group != group:
+                grouped.append(SuggestionGroup(group, []))
+            grouped[-1].items.append(item)
+        return grouped
 
     @property
     def not_yet(self) -> list[ChecklistItem]:

@@ -42,6 +42,8 @@ class FieldSpec:
     # The previous version's field this one replaces (a workup's value moves over × factor).
     replaces: str = ""
     replaces_factor: float | None = None
+    # Fields with the same group title, one after another, are asked together (e.g. "REMA items").
+    group: str = ""
 
     def shown_for(self, values: dict[str, Any]) -> bool:
         """Whether the form asks this field, given the step's other values."""
@@ -81,6 +83,8 @@ class StepSpec:
     counts_latest_where: str = ""
     is_safety_item: bool = False
     source: str = ""
+    # The code of the step group its suggestion is listed under (StepGroupSpec).
+    group: str = ""
     # What must be recorded before the rules can decide the step ("not yet: record X").
     deciding_inputs: tuple[DecidingInput, ...] = ()
     deciding_applies: JSONLogic = None
@@ -154,6 +158,16 @@ class CriterionGroupSpec:
 
 
 @dataclass(frozen=True)
+class StepGroupSpec:
+    """A heading suggestions are listed under, in the protocol's order (e.g. safety first)."""
+
+    code: str
+    title: str
+    # One line under the heading, e.g. "Start these at once, whatever the further workup shows."
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class TrendSeriesSpec:
     """One series of the print's trend chart: a numeric field of one step over time.
 
@@ -193,6 +207,8 @@ class ProtocolSpec:
     rules: tuple[RuleSpec, ...] = ()
     criteria: tuple[CriterionSpec, ...] = ()
     criterion_groups: tuple[CriterionGroupSpec, ...] = ()
+    # In the order the checklist lists suggestions under them; the first comes first.
+    step_groups: tuple[StepGroupSpec, ...] = ()
     disagreements: tuple[DisagreementSpec, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
     source_urls: dict[str, str] = field(default_factory=dict)
@@ -242,6 +258,25 @@ class ProtocolSpec:
 
     def step(self, code: str) -> StepSpec:
         return self.steps_by_code[code]
+
+    @cached_property
+    def suggestion_rank(self) -> dict[str, tuple[int, int]]:
+        """step code -> its place among suggestions: its group's position, then the step's order.
+
+        Steps of no known group come after every group, in protocol order.
+        """
+        group_position = {group.code: i for i, group in enumerate(self.step_groups)}
+        last = len(self.step_groups)
+        return {
+            step.code: (group_position.get(step.group, last), i)
+            for i, step in enumerate(self.steps)
+        }
+
+    def by_priority(self, step_codes) -> list[str]:
+        """Step codes in the order the clinician should read them (`suggestion_rank`)."""
+        rank = self.suggestion_rank
+        unknown = (len(self.step_groups) + 1, 0)
+        return sorted(step_codes, key=lambda code: rank.get(code, unknown))
 
     @cached_property
     def calculations_by_code(self) -> dict[str, CalculationSpec]:

@@ -96,6 +96,23 @@ def _hint(name: str, known: set[str]) -> str:
     return f" (known under '{head}': {', '.join(siblings)})"
 
 
+def _step_groups(spec: ProtocolSpec) -> list[str]:
+    """Once a protocol groups its suggestions, every step names one of its groups."""
+    if not spec.step_groups:
+        return []
+    group_codes = {g.code for g in spec.step_groups}
+    known_groups = ", ".join(sorted(group_codes))
+    problems = []
+    for step in spec.steps:
+        if not step.group:
+            problems.append(f"step {step.code}: needs a step group (known: {known_groups})")
+        elif step.group not in group_codes:
+            problems.append(
+                f"step {step.code}: unknown step group '{step.group}' (known: {known_groups})"
+            )
+    return problems
+
+
 def validate_protocol(spec: ProtocolSpec) -> list[str]:
     """Every problem in a protocol, each naming where it is. Empty means valid."""
     problems: list[str] = []
@@ -106,6 +123,8 @@ def validate_protocol(spec: ProtocolSpec) -> list[str]:
     problems += _duplicates("criterion", [c.code for c in spec.criteria])
     problems += _duplicates("disagreement", [d.code for d in spec.disagreements])
     problems += _duplicates("criterion group", [g.code for g in spec.criterion_groups])
+    problems += _duplicates("step group", [g.code for g in spec.step_groups])
+    problems += _step_groups(spec)
     problems += _duplicates("trend series", [t.code for t in spec.trend_series])
 
     step_codes = {s.code for s in spec.steps}

@@ -23,6 +23,7 @@ from workup.models.protocol import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    StepGroup,
     TrendSeries,
     loading_version,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Rule",
     "Site",
     "StepDefinition",
+    "StepGroup",
     "StepMark",
     "TrendSeries",
     "StepRecord",

@@ -284,6 +284,28 @@ class ProtocolSource(_ProtocolPart):
         return f"[{self.code}]"
 
 
+class StepGroup(_ProtocolPart):
+    """A heading the checklist lists suggestions under, in order, e.g. "Start now: safety"."""
+
+    title = models.CharField(max_length=200)
+    order = models.PositiveIntegerField(
+        help_text="Lower comes first: put what starts at once first."
+    )
+    description = models.CharField(
+        max_length=300, blank=True, help_text="One line under the heading, for the clinician."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["protocol", "code"], name="step_group_code_unique")
+        ]
+        ordering = ["protocol", "order"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class StepDefinition(_ProtocolPart):
     title = models.CharField(max_length=200)
     section = models.CharField(max_length=100)
@@ -303,6 +325,11 @@ class StepDefinition(_ProtocolPart):
     )
     is_safety_item = models.BooleanField(default=False)
     source = models.CharField(max_length=300, blank=True)
+    group = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Code of the step group its suggestion is listed under (safety first).",
+    )
     # "Not yet: record X" (missing data is never shown as "not indicated").
     deciding_inputs = models.JSONField(
         default=list,
@@ -390,6 +417,12 @@ class FieldDefinition(LockedWithProtocol, models.Model):
     )
     replaces_factor = models.FloatField(
         null=True, blank=True, help_text="e.g. 1000 for ng/mg to pg/mg; empty: 1."
+    )
+    group = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Fields with the same group, one after another, are asked together under "
+        "this title (e.g. “REMA items”).",
     )
     history = HistoricalRecords()
 

@@ -135,6 +135,10 @@ def _read(protocol: Protocol) -> _Loaded:
             spec_rows.criterion_group_spec(spec_rows.from_instance(g))
             for g in protocol.criteriongroup_set.order_by("order", "code")
         ),
+        step_groups=tuple(
+            spec_rows.step_group_spec(spec_rows.from_instance(g))
+            for g in protocol.stepgroup_set.order_by("order", "code")
+        ),
         disagreements=tuple(
             spec_rows.disagreement_spec(spec_rows.from_instance(d), d.step.code if d.step else None)
             for d in disagreements

@@ -23,6 +23,7 @@ from workup.protocols.file import ProtocolFileError, spec_from_rows
 PROTOCOL_MODELS = (
     "workup.protocol",
     "workup.protocolsource",
+    "workup.stepgroup",
     "workup.stepdefinition",
     "workup.fielddefinition",
     "workup.calculation",
@@ -35,6 +36,7 @@ PROTOCOL_MODELS = (
 # Natural-key references in each model: (field, whether it names a step).
 _REFERENCES = {
     "workup.protocolsource": [("protocol", False)],
+    "workup.stepgroup": [("protocol", False)],
     "workup.stepdefinition": [("protocol", False)],
     "workup.fielddefinition": [("step", True)],
     "workup.calculation": [("protocol", False)],
@@ -47,9 +49,10 @@ _REFERENCES = {
 # Models whose `step` must be given (a disagreement may stand without one).
 _NEEDS_STEP = ("workup.fielddefinition", "workup.trendseries")
 # Orders that decide something: the order of calculations is the order they run in,
-# a record is drawn in the first trend series it matches.
+# a record is drawn in the first trend series it matches, suggestions are listed by group.
 _ORDERED = {
     "workup.calculation": "calculations",
+    "workup.stepgroup": "step groups",
     "workup.criteriongroup": "criterion groups",
     "workup.criterionitem": "criteria",
     "workup.trendseries": "trend series",

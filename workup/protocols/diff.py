@@ -61,6 +61,7 @@ def diff_protocols(old: ProtocolSpec, new: ProtocolSpec) -> list[Change]:
     for kind, attribute in (
         ("calculation", "calculations"),
         ("rule", "rules"),
+        ("step group", "step_groups"),
         ("criterion group", "criterion_groups"),
         ("criterion", "criteria"),
         ("disagreement", "disagreements"),

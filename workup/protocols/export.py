@@ -22,6 +22,7 @@ def export_rows(protocol: Protocol) -> list[dict]:
     objects = [
         protocol,
         *protocol.protocolsource_set.order_by("pk"),
+        *protocol.stepgroup_set.order_by("order", "code"),
         *protocol.stepdefinition_set.order_by("order", "code"),
         *FieldDefinition.objects.filter(step__protocol=protocol)
         .select_related("step__protocol")

@@ -110,6 +110,13 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
             key=lambda g: (g.get("order", 0), g.get("code", "")),
         )
     ]
+    step_groups = [
+        spec_rows.step_group_spec(g.get)
+        for g in sorted(
+            rows_of("workup.stepgroup", ("code", "order")),
+            key=lambda g: (g.get("order", 0), g.get("code", "")),
+        )
+    ]
     disagreements = [
         spec_rows.disagreement_spec(d.get, last(d.get("step")))
         for d in rows_of("workup.disagreement", ("code",))
@@ -144,6 +151,7 @@ def spec_from_rows(rows: Any, path: str = "<fixture>") -> ProtocolSpec:
         rules=tuple(sorted(rules, key=lambda r: (r.priority, r.code))),
         criteria=tuple(criteria),
         criterion_groups=tuple(criterion_groups),
+        step_groups=tuple(step_groups),
         trend_series=tuple(trend_series),
         disagreements=tuple(sorted(disagreements, key=lambda d: natural_code_key(d.code))),
         sources=sources,

@@ -20,6 +20,7 @@ from workup.core.spec import (
     DisagreementSpec,
     FieldSpec,
     RuleSpec,
+    StepGroupSpec,
     StepSpec,
     TrendSeriesSpec,
 )
@@ -57,6 +58,7 @@ def field_spec(get: Getter) -> FieldSpec:
         shown_if_values=tuple(get("shown_if_values", None) or ()),
         replaces=_text(get, "replaces"),
         replaces_factor=get("replaces_factor", None),
+        group=_text(get, "group"),
     )
 
 
@@ -73,6 +75,7 @@ def step_spec(get: Getter, fields: Iterable[FieldSpec] = ()) -> StepSpec:
         counts_latest_where=_text(get, "counts_latest_where"),
         is_safety_item=bool(get("is_safety_item", False)),
         source=_text(get, "source"),
+        group=_text(get, "group"),
         deciding_inputs=deciding_inputs(get("deciding_inputs", None)),
         deciding_applies=get("deciding_applies", None),
     )
@@ -130,6 +133,14 @@ def criterion_spec(get: Getter) -> CriterionSpec:
         who_logic=get("who_logic", None),
         icc_logic=get("icc_logic", None),
         source=_text(get, "source"),
+    )
+
+
+def step_group_spec(get: Getter) -> StepGroupSpec:
+    return StepGroupSpec(
+        code=get("code", None),
+        title=get("title", None) or get("code", ""),
+        description=_text(get, "description"),
     )
 
 

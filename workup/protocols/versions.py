@@ -35,6 +35,7 @@ from workup.models import (
     ProtocolSource,
     Rule,
     StepDefinition,
+    StepGroup,
     TrendSeries,
 )
 from workup.protocols.cache import clear_cache, get_spec
@@ -138,7 +139,8 @@ def new_draft(*, protocol: Protocol, user) -> Protocol:
     new_steps = copy(StepDefinition.objects.filter(protocol=protocol), protocol=lambda _: draft)
     steps = {old.pk: new for old, new in zip(old_steps, new_steps, strict=True)}
     copy(FieldDefinition.objects.filter(step__protocol=protocol), step=lambda f: steps[f.step_id])
-    for model in (ProtocolSource, Calculation, CriterionGroup, CriterionItem, ProtocolCase):
+    parts = (ProtocolSource, StepGroup, Calculation, CriterionGroup, CriterionItem, ProtocolCase)
+    for model in parts:
         copy(model.objects.filter(protocol=protocol), protocol=lambda _: draft)
     copy(
         Rule.objects.filter(protocol=protocol),

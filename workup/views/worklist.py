@@ -14,6 +14,8 @@ from workup.web.access import site_access
 from workup.web.forms import SearchForm
 
 SEARCH_SESSION_KEY = "worklist_search"
+# A row names the first suggestions by priority; the rest sit behind "+ N more".
+SHOWN_SUGGESTIONS = 3
 
 
 @require_GET
@@ -22,7 +24,8 @@ def worklist(request):
     # The search term lives in the session, not in the URL: patient identifiers
     # never appear in query strings (and so never in proxy or server logs).
     search = request.session.get(SEARCH_SESSION_KEY, "")
-    step_choices = _step_choices()
+    spec = _newest_spec()
+    step_choices = [(step.code, step.title) for step in spec.steps] if spec else []
     step_filter = request.GET.get("step", "")
     # "bone_marrow_biopsy" filters on suggested, "not_yet:bone_marrow_biopsy" on not yet.
     step_code, step_state = parse_step_filter(step_filter, dict(step_choices))
@@ -41,9 +44,13 @@ def worklist(request):
     titles = dict(step_choices)
     rows = []
     for patient in page.rows:
-        suggested = [titles.get(code, code) for code in patient.suggested_steps or ()]
+        # Stored in the order of the version the workup was last built with; shown by the
+        # current groups' priority, so the first three are the ones to do first.
+        codes = spec.by_priority(patient.suggested_steps or ()) if spec else ()
+        suggested = [titles.get(code, code) for code in codes]
         not_yet = [titles.get(code, code) for code in patient.not_yet_steps or ()]
-        rows.append((patient, sites.get(patient.site_id), suggested, not_yet))
+        first, more = suggested[:SHOWN_SUGGESTIONS], suggested[SHOWN_SUGGESTIONS:]
+        rows.append((patient, sites.get(patient.site_id), first, more, not_yet))
     return render(
         request,
         "workup/worklist.html",
@@ -60,11 +67,9 @@ def worklist(request):
     )
 
 
-def _step_choices():
+def _newest_spec():
     protocol = newest_published(reads.default_protocol_code())
-    if protocol is None:
-        return []
-    return [(step.code, step.title) for step in get_spec(protocol).steps]
+    return get_spec(protocol) if protocol is not None else None
 
 
 @require_POST

@@ -80,6 +80,7 @@ def _rows_of(protocol: Protocol) -> list[list]:
     return [
         [protocol],
         list(protocol.protocolsource_set.all()),
+        list(protocol.stepgroup_set.all()),
         list(protocol.stepdefinition_set.all()),
         list(FieldDefinition.objects.filter(step__protocol=protocol)),
         list(protocol.calculation_set.all()),
