@@ -8,8 +8,9 @@
 (function () {
   "use strict";
 
+  // The whole field: its label, inputs, messages and "Used by" note (workup/forms/*.html).
   function wrapperOf(input) {
-    return input.closest("[id^='div_id_']") || input.parentElement;
+    return input.closest(".step-field") || input.closest("[id^='div_id_']") || input.parentElement;
   }
 
   function currentValue(form, name) {

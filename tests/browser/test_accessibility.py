@@ -25,7 +25,7 @@ from .support import (
 
 pytestmark = pytest.mark.browser
 PRINT_LANDMARKS = ("navigation", "main")  # the print summary: its toolbar, no site header
-PROTOCOL_MODELS = (  # as granted by migrations 0002_roles and 0011
+PROTOCOL_MODELS = (  # as granted by migrations 0002_roles, 0011 and 0013
     "protocol",
     "protocolsource",
     "stepdefinition",
@@ -36,6 +36,7 @@ PROTOCOL_MODELS = (  # as granted by migrations 0002_roles and 0011
     "disagreement",
     "criteriongroup",
     "trendseries",
+    "stepgroup",
 )
 
 
@@ -112,6 +113,7 @@ def test_the_clinician_pages(audit, live_server, clinician_a, workup_a, spec):
         page.locator("[aria-invalid=true]").first.wait_for(state="attached")
         audit.check(f"step {step.code}, with errors")
     page.goto(reverse("step_form", args=[workup_a.pk, "dexa"]))
+    page.locator("details#mark > summary").click()
     page.get_by_role("radio", name="Not indicated").check()
     page.get_by_role("button", name="Save mark").click()
     audit.check("step dexa, mark refused (no reason)")

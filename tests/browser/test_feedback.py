@@ -97,6 +97,7 @@ def test_leaving_a_form_with_changes_asks_first_and_saving_does_not(page, dialog
     # The mark form and the patient form are watched too.
     dialogs.leave = False
     page.goto(step_url(workup_a, "dexa"))
+    page.locator("details#mark > summary").click()
     page.get_by_role("radio", name="Ordered").check()
     with page.expect_event("dialog"):
         page.get_by_role("link", name="Worklist", exact=True).first.click()

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Field, Layout, Submit
+from crispy_forms.layout import Div, Field, Layout, LayoutObject, Submit
+from crispy_forms.utils import TEMPLATE_PACK, render_field
 from django import forms
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from workup.core.formatting import format_number
-from workup.core.spec import FieldSpec, StepSpec
+from workup.core.spec import FieldSpec, ProtocolSpec, StepSpec
+from workup.core.validation import variables_in
 from workup.models import Patient, StepMark
 
 RESERVED_FIELD_NAMES = ("performed_on", "note", "workup_version")
-BOOLEAN_CHOICES = [("", "Not recorded"), ("yes", "Yes"), ("no", "No")]
+# Offered last, after the answers, so that Tab and Space land on "Yes" first.
+NOT_RECORDED = ("", "Not recorded")
+BOOLEAN_CHOICES = [("yes", "Yes"), ("no", "No")]
 TEXT_MAX_LENGTH = 2000
+# A choice field fits half a row of toggle buttons when it has this few, this short options
+# (counting "Not recorded"); a longer one takes a whole row, its buttons wrapping.
+HALF_ROW_MAX_OPTIONS = 4
+HALF_ROW_MAX_LABEL = 14
+# The "Used by" note names at most this many calculations; clinicians read it at a glance.
+USED_BY_MAX_NAMES = 4
 
 
 def validate_not_future(value):
@@ -77,20 +91,16 @@ def build_form_field(spec: FieldSpec) -> forms.Field:
         spec.min_value is not None or spec.max_value is not None
     ):
         help_parts.append(f"Plausible range: {_range_text(spec)}.")
-    label = f"{spec.label} ({spec.unit})" if spec.unit else spec.label
     kwargs: dict[str, Any] = {
-        "label": label,
+        # A number's unit is shown beside its input (workup/forms/number_field.html).
+        "label": spec.label,
         "required": spec.required,
         "help_text": " ".join(help_parts),
     }
     if spec.kind in ("decimal", "integer"):
         field = _number_field(spec)
-    elif spec.kind == "boolean":
-        choices = BOOLEAN_CHOICES[1:] if spec.required else BOOLEAN_CHOICES
-        field = forms.ChoiceField(choices=choices, widget=forms.RadioSelect)
-    elif spec.kind == "choice":
-        choices = list(spec.choices) if spec.required else [("", "Not recorded"), *spec.choices]
-        field = forms.ChoiceField(choices=choices, widget=forms.RadioSelect)
+    elif spec.kind in ("boolean", "choice"):
+        field = forms.ChoiceField(choices=offered_choices(spec), widget=forms.RadioSelect)
     elif spec.kind == "multi_choice":
         field = forms.MultipleChoiceField(
             choices=list(spec.choices), widget=forms.CheckboxSelectMultiple
@@ -107,6 +117,12 @@ def build_form_field(spec: FieldSpec) -> forms.Field:
     if field.required:
         field.error_messages["required"] = f"This is required: enter {spec.label.lower()}."
     return field
+
+
+def offered_choices(spec: FieldSpec) -> list[tuple[str, str]]:
+    """The answers a yes/no or choice field offers; an optional one may be left "Not recorded"."""
+    answers = BOOLEAN_CHOICES if spec.kind == "boolean" else list(spec.choices)
+    return answers if spec.required else [*answers, NOT_RECORDED]
 
 
 def to_stored(spec: FieldSpec, value: Any) -> Any:
@@ -130,6 +146,111 @@ def to_initial(spec: FieldSpec, value: Any) -> Any:
     if spec.kind == "boolean":
         return "yes" if value else "no"
     return value
+
+
+# --- how a step's fields are laid out -------------------------------------------------------
+
+
+def field_runs(fields: Sequence[FieldSpec]) -> list[tuple[str, list[FieldSpec]]]:
+    """The fields in order, cut into runs of one group title ("" for fields of no group).
+
+    Only fields next to each other are asked together: a title used again further down
+    starts a new run, so the form never reorders what the protocol lists.
+    """
+    return [(title, list(run)) for title, run in groupby(fields, key=lambda f: f.group)]
+
+
+def _short_name(label: str) -> str:
+    """ "B3 (WHO): organomegaly without organ dysfunction" -> "B3 (WHO)": the part before a
+    colon is the name clinicians know; the rest explains it and would make the note long."""
+    return label.split(": ", 1)[0]
+
+
+def _used_by_text(calculation_labels: list[str], rule_codes: list[str]) -> str:
+    names = list(dict.fromkeys(_short_name(label) for label in calculation_labels))
+    if len(names) > USED_BY_MAX_NAMES:
+        names = [*names[:USED_BY_MAX_NAMES], f"{len(names) - USED_BY_MAX_NAMES} more"]
+    parts = [", ".join(names)] if names else []
+    if rule_codes:
+        parts.append(("rule " if len(rule_codes) == 1 else "rules ") + ", ".join(rule_codes))
+    return "Used by: " + "; ".join(parts)
+
+
+def used_by_notes(protocol: ProtocolSpec, step: StepSpec) -> dict[str, str]:
+    """field code -> "Used by: REMA score; rules R12, R14", for the step's fields whose value a
+    calculation or an enabled rule reads (directly: the facts are "<step>.<field>")."""
+    calculations = [(c.label, variables_in(c.expression)[0]) for c in protocol.calculations]
+    rules = [
+        (r.code, variables_in(r.condition)[0] | variables_in(r.label)[0])
+        for r in protocol.rules
+        if r.enabled
+    ]
+    notes = {}
+    for spec in step.entry_fields:
+        fact = f"{step.code}.{spec.code}"
+        labels = [label for label, names in calculations if fact in names]
+        codes = [code for code, names in rules if fact in names]
+        if labels or codes:
+            notes[spec.code] = _used_by_text(labels, codes)
+    return notes
+
+
+def takes_whole_row(spec: FieldSpec) -> bool:
+    """Whether a field needs the form's full width (two fit side by side otherwise)."""
+    if spec.kind in ("text", "multi_choice"):
+        return True
+    if spec.kind == "choice":
+        options = offered_choices(spec)
+        return len(options) > HALF_ROW_MAX_OPTIONS or any(
+            len(label) > HALF_ROW_MAX_LABEL for _, label in options
+        )
+    return False
+
+
+def field_template(spec: FieldSpec) -> str:
+    if spec.kind in ("boolean", "choice"):
+        return "workup/forms/toggle_field.html"
+    if spec.kind in ("decimal", "integer"):
+        return "workup/forms/number_field.html"
+    return "workup/forms/other_field.html"
+
+
+class StepEntryFields(LayoutObject):
+    """A step's entry fields as the protocol groups them, each with its "Used by" note.
+
+    The note needs the whole protocol (its calculations and rules), which the step form is
+    not given: it is read from the page's checklist (`checklist.spec`) when there is one.
+    """
+
+    template = "workup/forms/step_fields.html"
+
+    def __init__(self, step: StepSpec):
+        self.step = step
+        self.fields = [spec.code for spec in step.entry_fields]
+
+    def render(self, form, context, template_pack=TEMPLATE_PACK, **kwargs):
+        protocol = getattr(context.get("checklist"), "spec", None)
+        notes = used_by_notes(protocol, self.step) if protocol else {}
+        runs = []
+        for title, specs in field_runs(self.step.entry_fields):
+            rendered = "".join(
+                render_field(
+                    spec.code,
+                    form,
+                    context,
+                    template=field_template(spec),
+                    template_pack=template_pack,
+                    extra_context={
+                        "used_by": notes.get(spec.code, ""),
+                        "unit": spec.unit,
+                        "whole_row": takes_whole_row(spec),
+                    },
+                )
+                for spec in specs
+            )
+            # Each piece was rendered by a template that escaped what it shows.
+            runs.append({"title": title, "fields": mark_safe(rendered)})
+        return render_to_string(self.template, {"runs": runs})
 
 
 class WorkupVersionMixin(forms.Form):
@@ -182,8 +303,8 @@ class StepForm(WorkupVersionMixin):
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
-            *[Field(f.code) for f in step.entry_fields],
-            Div(Field("performed_on"), Field("note")),
+            StepEntryFields(step),
+            Div(Field("performed_on"), Field("note"), css_class="step-fields step-form-dating"),
             Field("workup_version"),
             Field("loaded_at"),
         )
