@@ -31,7 +31,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1366, "height": 900}
+TABLET = {"width": 820, "height": 1180}  # a tablet held upright
 DEMO_PATIENT = "N-1010"  # vignette E10: suggestions with reasons, and steps that are "not yet"
 
 
@@ -63,11 +64,7 @@ def take(base: str) -> None:
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         page = browser.new_page(base_url=base, viewport=VIEWPORT, locale="en-GB")
-        page.goto("/accounts/login/")
-        page.get_by_label("Username").fill("clinician")
-        page.get_by_label("Password").fill("demo-password")
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("heading", name="Worklist", level=1).wait_for()
+        log_in(page)
         page.screenshot(path=OUT / "worklist.png")
         # The worklist filtered on a step that cannot be decided yet for lack of data.
         page.get_by_label("Filter by a step").select_option("not_yet:bone_marrow_biopsy")
@@ -99,7 +96,32 @@ def take(base: str) -> None:
         page.emulate_media(media="print")
         page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
         page.screenshot(path=OUT / "summary-print.png")
+        page.context.close()
+        take_tablet(browser, base)
         browser.close()
+
+
+def take_tablet(browser, base: str) -> None:
+    """The worklist and a step form of toggle buttons, as a tablet held upright shows them."""
+    page = browser.new_page(base_url=base, viewport=TABLET, locale="en-GB")
+    log_in(page)
+    page.screenshot(path=OUT / "worklist-tablet.png")
+    page.get_by_role("cell", name=DEMO_PATIENT).locator("xpath=..").get_by_role(
+        "link"
+    ).first.click()
+    page.get_by_role("heading", name="Suggested next steps").wait_for()
+    page.get_by_role("link", name="Clinical history", exact=True).first.click()
+    page.locator("#form-heading").scroll_into_view_if_needed()
+    page.screenshot(path=OUT / "step-form-tablet.png")
+    page.context.close()
+
+
+def log_in(page) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("clinician")
+    page.get_by_label("Password").fill("demo-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Worklist", level=1).wait_for()
 
 
 def main() -> None:
