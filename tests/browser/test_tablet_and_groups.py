@@ -132,3 +132,27 @@ def test_no_page_scrolls_sideways_on_a_tablet_and_its_controls_fit_a_finger(
         [CONTROLS, TOUCH_TARGET_PX],
     )
     assert small == [], f"{where}: controls under {TOUCH_TARGET_PX} px: {small}"
+
+
+def test_a_reason_reads_plainly_with_numbered_references_and_its_rule_behind_details(
+    desktop, workup_with_suggestions
+):
+    desktop.goto(f"/workups/{workup_with_suggestions.pk}/")
+    item = desktop.locator("li.suggested-item").filter(has_text="Epinephrine autoinjector")
+    reason = item.locator(".reason").first
+    expect(reason.locator(".rationale")).to_be_visible()
+    # The rule's logic is there, but only behind "Rule details", opened by keyboard.
+    logic = reason.locator("details.rule-details code")
+    expect(logic).to_be_hidden()
+    reason.locator("details.rule-details > summary").focus()
+    desktop.keyboard.press("Enter")
+    expect(logic).to_be_visible()
+    # A source is a number that leads to the full reference at the foot of the page.
+    number = reason.locator(".source a").first
+    target = number.get_attribute("href")
+    assert target.startswith("#ref-")
+    number.click()
+    reference = desktop.locator(f"ol.references-list > li{target}")
+    expect(reference).to_be_in_viewport()
+    assert len(reference.inner_text()) > 40  # authors, title, journal, year
+    expect(desktop.get_by_role("heading", name="References")).to_be_visible()
