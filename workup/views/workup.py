@@ -173,6 +173,28 @@ def _conflict_page(request, workup, step, refused_form, *, typed_mark=None):
     )
 
 
+def _refused_mark_page(request, workup, step):
+    """A mark that cannot be saved comes back on the step page with the status and the reason
+    as typed (a redirect would lose them), the errors above, and nothing saved."""
+    state = reads.load_read_state(workup)
+    form = StepForm(
+        initial={"workup_version": workup.version, "loaded_at": time.time()},
+        step=step,
+        birth_date=workup.patient.birth_date,
+    )
+    typed = {"status": request.POST.get("status", ""), "reason": request.POST.get("reason", "")}
+    return _render_step_page(
+        request,
+        workup,
+        state,
+        step,
+        form,
+        _editable_record(step, state),
+        status=400,
+        mark_typed=typed,
+    )
+
+
 def _render_step_page(
     request, workup, state, step, form, editing, status=200, conflict=None, mark_typed=None
 ):
@@ -213,7 +235,7 @@ def step_mark(request, workup_id: int, step_code: str):
         for field, errors in form.errors.items():
             for error in errors:
                 messages.error(request, f"{step.title}: {error}" if field != "__all__" else error)
-        return redirect(reverse("step_form", args=[workup.pk, step.code]) + "#mark")
+        return _refused_mark_page(request, workup, step)
     try:
         result = writes.set_mark(
             workup=workup,
