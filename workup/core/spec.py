@@ -272,6 +272,23 @@ class ProtocolSpec:
             for i, step in enumerate(self.steps)
         }
 
+    @cached_property
+    def fact_readers(self) -> dict[str, tuple[list[str], list[str]]]:
+        """fact ("step.field") -> (labels of the calculations, codes of the enabled rules) that
+        read it directly; worked out once per version, for the step forms' "Used by" notes."""
+        from workup.core.validation import variables_in  # validation imports this module
+
+        readers: dict[str, tuple[list[str], list[str]]] = {}
+        for calc in self.calculations:
+            for name in variables_in(calc.expression)[0]:
+                readers.setdefault(name, ([], []))[0].append(calc.label)
+        for rule in self.rules:
+            if rule.enabled:
+                names = variables_in(rule.condition)[0] | variables_in(rule.label)[0]
+                for name in names:
+                    readers.setdefault(name, ([], []))[1].append(rule.code)
+        return readers
+
     def by_priority(self, step_codes) -> list[str]:
         """Step codes in the order the clinician should read them (`suggestion_rank`)."""
         rank = self.suggestion_rank

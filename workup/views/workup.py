@@ -160,13 +160,12 @@ def _conflict_page(request, workup, step, refused_form, *, typed_mark=None):
         form = StepForm(data, step=step, birth_date=workup.patient.birth_date)
     else:
         form = StepForm(initial=fresh, step=step, birth_date=workup.patient.birth_date)
-    return _render_step_page(
+    return _send_back(
         request,
         workup,
         state,
         step,
         form,
-        _editable_record(step, state),
         status=409,
         conflict=changes_since(workup, since, state.spec),
         mark_typed=typed_mark,
@@ -176,22 +175,20 @@ def _conflict_page(request, workup, step, refused_form, *, typed_mark=None):
 def _refused_mark_page(request, workup, step):
     """A mark that cannot be saved comes back on the step page with the status and the reason
     as typed (a redirect would lose them), the errors above, and nothing saved."""
-    state = reads.load_read_state(workup)
     form = StepForm(
         initial={"workup_version": workup.version, "loaded_at": time.time()},
         step=step,
         birth_date=workup.patient.birth_date,
     )
     typed = {"status": request.POST.get("status", ""), "reason": request.POST.get("reason", "")}
+    state = reads.load_read_state(workup)
+    return _send_back(request, workup, state, step, form, status=400, mark_typed=typed)
+
+
+def _send_back(request, workup, state, step, form, **page):
+    """The step page again, for entries that were not saved (`page`: status, conflict, mark)."""
     return _render_step_page(
-        request,
-        workup,
-        state,
-        step,
-        form,
-        _editable_record(step, state),
-        status=400,
-        mark_typed=typed,
+        request, workup, state, step, form, _editable_record(step, state), **page
     )
 
 

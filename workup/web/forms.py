@@ -18,7 +18,6 @@ from django.utils.safestring import mark_safe
 
 from workup.core.formatting import format_number
 from workup.core.spec import FieldSpec, ProtocolSpec, StepSpec
-from workup.core.validation import variables_in
 from workup.models import Patient, StepMark
 
 RESERVED_FIELD_NAMES = ("performed_on", "note", "workup_version")
@@ -179,17 +178,9 @@ def _used_by_text(calculation_labels: list[str], rule_codes: list[str]) -> str:
 def used_by_notes(protocol: ProtocolSpec, step: StepSpec) -> dict[str, str]:
     """field code -> "Used by: REMA score; rules R12, R14", for the step's fields whose value a
     calculation or an enabled rule reads (directly: the facts are "<step>.<field>")."""
-    calculations = [(c.label, variables_in(c.expression)[0]) for c in protocol.calculations]
-    rules = [
-        (r.code, variables_in(r.condition)[0] | variables_in(r.label)[0])
-        for r in protocol.rules
-        if r.enabled
-    ]
     notes = {}
     for spec in step.entry_fields:
-        fact = f"{step.code}.{spec.code}"
-        labels = [label for label, names in calculations if fact in names]
-        codes = [code for code, names in rules if fact in names]
+        labels, codes = protocol.fact_readers.get(f"{step.code}.{spec.code}", ([], []))
         if labels or codes:
             notes[spec.code] = _used_by_text(labels, codes)
     return notes
