@@ -8,6 +8,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from .conftest import log_in
@@ -35,12 +36,13 @@ def test_print_media_hides_the_navigation_shows_the_disclaimer_and_fits_a4(summa
     toolbar = page.locator("nav.print-toolbar")
     disclaimer = page.locator(".disclaimer").first
 
+    # expect() waits for the restyle after each media switch (a one-shot read can race it).
     page.emulate_media(media="screen")
-    assert toolbar.is_visible()
-    assert not page.locator(".page-header").is_visible()
+    expect(toolbar).to_be_visible()
+    expect(page.locator(".page-header")).to_be_hidden()
 
     page.emulate_media(media="print")
-    assert not toolbar.is_visible()
+    expect(toolbar).to_be_hidden()
     assert page.locator("nav").evaluate_all("navs => navs.every(n => !n.checkVisibility())")
     assert disclaimer.is_visible()
     assert "not a diagnosis" in disclaimer.inner_text()

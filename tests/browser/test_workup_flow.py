@@ -144,8 +144,9 @@ def open_summary_and_print_preview(page):
     page.get_by_role("button", name="Print").wait_for()
     assert "MRN E2E-0001" in page.locator("h1").inner_text()
     page.emulate_media(media="print")
-    assert page.locator(".disclaimer").first.is_visible()
-    assert not page.locator("nav.print-toolbar").is_visible()
+    # expect() waits for the restyle: a one-shot is_visible() raced it once in CI.
+    expect(page.locator(".disclaimer").first).to_be_visible()
+    expect(page.locator("nav.print-toolbar")).to_be_hidden()
     page.emulate_media(media="screen")
     page.get_by_role("link", name=re.compile("Back to the checklist")).click()
 
