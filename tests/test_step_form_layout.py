@@ -255,3 +255,27 @@ def test_a_group_is_a_fieldset_with_its_title_as_legend():
         {"legend": "REMA items", "names": ["flushing", "syncope"]},
         {"legend": "REMA items", "names": ["itching"]},
     ]
+
+
+# --- the step page's references ----------------------------------------------------------------
+
+
+def test_a_step_page_lists_only_the_references_it_cites_numbered_as_on_the_checklist(
+    as_clinician, workup_a
+):
+    html = as_clinician.get(step_url(workup_a, "history")).content.decode()
+    checklist = as_clinician.get(reverse("checklist", args=[workup_a.pk])).content.decode()
+
+    def listed(page):
+        block = page[page.find('id="references-heading"') :]
+        return dict(re.findall(r'<li id="ref-(\d+)" value="\d+">(.*?)</li>', block, re.S))
+
+    on_step, on_checklist = listed(html), listed(checklist)
+    cited = set(re.findall(r'href="#ref-(\d+)"', html))
+    assert cited, "the step page cites no source"
+    # Every number the page shows leads to an entry on it, and nothing uncited is listed.
+    assert set(on_step) == cited
+    assert len(on_step) < len(on_checklist)
+    # The same number is the same paper on both pages.
+    for number, citation in on_step.items():
+        assert on_checklist[number] == citation

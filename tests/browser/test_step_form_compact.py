@@ -11,6 +11,8 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from workup.models import StepDefinition
+
 from .conftest import log_in
 from .support import Keyboard, sequences_follow_restored_rows  # noqa: F401 - autouse
 
@@ -115,3 +117,38 @@ def test_the_mark_section_is_closed_until_opened_with_the_keyboard(page, workup_
     page.keyboard.press("Space")
     expect(ordered).to_be_checked()
     expect(page.get_by_role("button", name="Save mark")).to_be_visible()
+
+
+FITS_ONE_SCREEN_UP_TO = 7  # entry fields (date and note included) a step may have and still fit
+
+
+def test_every_step_keeps_save_on_screen_and_a_short_step_fits_it_whole(
+    chromium, live_server, protocol_loaded, protocol_v2, clinician_a, workup_a
+):
+    context = chromium.new_context(
+        base_url=live_server.url, viewport=TABLET_UPRIGHT, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    log_in(page, clinician_a, live_server.url)
+    height = TABLET_UPRIGHT["height"]
+    too_long = []
+    for step in StepDefinition.objects.filter(protocol=protocol_v2).order_by("order"):
+        open_step(page, workup_a, step.code)
+        save = page.get_by_role("button", name="Save", exact=True).bounding_box()
+        assert save["y"] + save["height"] <= height, f"{step.code}: Save is below the screen"
+        fields = page.locator("section.step-form form [id^=div_id_]")
+        last = fields.nth(fields.count() - 1).bounding_box()
+        if fields.count() <= FITS_ONE_SCREEN_UP_TO and last["y"] + last["height"] > height:
+            too_long.append((step.code, fields.count(), round(last["y"] + last["height"])))
+    assert not too_long, f"short steps that do not fit one screen: {too_long}"
+
+    # On a long step, a field reached with Tab is scrolled clear of the Save bar, not under it.
+    open_step(page, workup_a, "history")
+    keys = Keyboard(page)
+    # Below the fold at first; Tab stops on the group's chosen answer, "Not recorded".
+    target = page.locator("input[name=unexplained_osteoporosis]:checked")
+    keys.tab_to(target)
+    bar = page.locator(".step-form-actions").bounding_box()
+    box = target.bounding_box()
+    assert box["y"] + box["height"] <= bar["y"], "the focused answer is hidden under the Save bar"
+    context.close()

@@ -237,6 +237,25 @@ class Checklist:
     def reference_numbers(self) -> dict[str, int]:
         return {ref.key: ref.number for ref in self.references}
 
+    def references_for(self, item: ChecklistItem) -> list[Reference]:
+        """The references one step's own page cites (its sources and its reasons), numbered
+        as on the checklist, so that [3] means the same paper on both pages."""
+        reasons = item.reasons + item.not_indicated + item.not_yet + item.notes
+        texts = [item.step.source] + [
+            text for r in reasons for text in (r.source, r.label or "", r.rationale)
+        ]
+        keys = {key for text in texts for key in SOURCE_REFERENCE.findall(text or "")}
+        # A citation may point at another ("workup items from this and [1]"): list that too,
+        # so that no number on the page leads nowhere.
+        citations = {ref.key: ref.citation for ref in self.references}
+        pending = list(keys)
+        while pending:
+            for key in SOURCE_REFERENCE.findall(citations.get(pending.pop(), "")):
+                if key not in keys:
+                    keys.add(key)
+                    pending.append(key)
+        return [ref for ref in self.references if ref.key in keys]
+
     @property
     def items(self) -> list[ChecklistItem]:
         return [item for section in self.sections for item in section.items]

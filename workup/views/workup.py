@@ -210,6 +210,7 @@ def _render_step_page(
             "item": item,
             # The checklist's reference numbers, so a source reads the same on both pages.
             "checklist": checklist,
+            "step_references": checklist.references_for(item),
             "record_rows": record_rows,
             "form": form,
             "editing": editing,
