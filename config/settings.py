@@ -104,14 +104,31 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-# Per process (each gunicorn worker has its own): rendered checklist bodies, keyed by
-# the workup's version (workup/checklist_cache.py). Nothing in it needs sharing.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "OPTIONS": {"MAX_ENTRIES": 300},
+# Rendered checklist bodies, keyed by the workup's version (workup/web/page_cache.py).
+# CACHE_URL=redis://host:6379/0 shares them between all workers and servers (Django's own
+# RedisCache, failing open: workup/ops/cache.py); unset, each process keeps its own.
+# The bodies hold patient data: a Redis on the hospital's private network, as the database.
+CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL:
+    _cache = env.cache_url_config(CACHE_URL)
+    if not _cache["BACKEND"].endswith("RedisCache"):
+        raise ImproperlyConfigured("CACHE_URL: only redis:// (or rediss://) is supported.")
+    _cache["BACKEND"] = "workup.ops.cache.FailOpenRedisCache"
+    # A Redis that hangs is given up on quickly: the page is built without it.
+    _cache["OPTIONS"] = {
+        "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT_SECONDS", default=0.25),
+        "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+        **_cache.get("OPTIONS", {}),
     }
-}
+    _cache.setdefault("KEY_PREFIX", env.str("CACHE_KEY_PREFIX", default="workup"))
+    CACHES = {"default": _cache}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 300},
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -22,7 +22,8 @@ from workup.models import Protocol, Workup
 
 # A built checklist is ~100 KB of objects: 256 per worker process.
 MAX_ENTRIES = 256
-# Its rendered body is kept in Django's cache (per process, settings.CACHES) this long.
+# Its rendered body is kept in Django's cache this long: per process, or shared by every
+# worker when settings.CACHE_URL names a Redis.
 HTML_SECONDS = 24 * 3600
 
 _entries: OrderedDict[tuple, Any] = OrderedDict()
