@@ -115,7 +115,8 @@ def protocol_loaded(committed_state_restored, transactional_db):
 
 @pytest.fixture
 def browser_page(chromium, live_server):
-    context = chromium.new_context(base_url=live_server.url)
+    # No smooth scrolling: a click must not land while the page still glides.
+    context = chromium.new_context(base_url=live_server.url, reduced_motion="reduce")
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
