@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from django.core.cache import caches
 from django.db import connection
 from django.urls import reverse
 
-from workup.models import Membership
+from workup.models import Membership, Workup
 from workup.ops.cache import FailOpenRedisCache
 from workup.records import writes
 
+from .conftest import record
 from .factories import PatientFactory, SiteFactory, UserFactory
+from .fresh_process import run_python, setting_in_a_fresh_process
 from .live_gunicorn import Browser
 from .transactional import clean_database, keep_database_state  # noqa: F401 - fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
 REDIS_BASE = os.environ.get("WORKUP_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
@@ -111,30 +109,13 @@ def test_a_redis_that_does_not_answer_costs_speed_never_the_page(
     cache.set("anything", 1)  # skipped, no error
 
 
-def settings_in_a_fresh_process(**environment: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DEBUG": "true", **environment}
-    code = "from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
-    return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def last_line(process: subprocess.CompletedProcess) -> str:
-    lines = process.stdout.strip().splitlines()
-    return lines[-1] if lines else process.stderr
-
-
 def test_cache_url_chooses_the_shared_cache_and_refuses_what_it_cannot_use():
-    unset = settings_in_a_fresh_process(CACHE_URL="")
-    assert last_line(unset) == "django.core.cache.backends.locmem.LocMemCache", unset.stderr
-    shared = settings_in_a_fresh_process(CACHE_URL="redis://cache.internal:6379/0")
-    assert last_line(shared) == "workup.ops.cache.FailOpenRedisCache", shared.stderr
-    refused = settings_in_a_fresh_process(CACHE_URL="memcache://127.0.0.1:11211")
+    backend = "settings.CACHES['default']['BACKEND']"
+    unset = setting_in_a_fresh_process(backend, CACHE_URL="")
+    assert unset == "django.core.cache.backends.locmem.LocMemCache"
+    shared = setting_in_a_fresh_process(backend, CACHE_URL="redis://cache.internal:6379/0")
+    assert shared == "workup.ops.cache.FailOpenRedisCache"
+    refused = run_python("import django; django.setup()", shell=False, CACHE_URL="memcache://x:1")
     assert refused.returncode != 0
     assert "CACHE_URL: only redis://" in refused.stderr
 
@@ -170,3 +151,23 @@ def test_four_gunicorn_workers_share_one_rendered_checklist(request, monkeypatch
     finally:
         for key in redis_client.scan_iter(f"{prefix}:*"):
             redis_client.delete(key)
+
+
+def test_a_cache_that_outlived_a_restore_does_not_answer_for_the_rows_after_it(
+    client, clinician_a, workup_a
+):
+    """After a restore from a backup, ids and versions are handed out again: a workup can
+    be at a version it had before with other content. A cache kept across the restore
+    (Redis outlives the app's restart) must not serve the body it kept for that version."""
+    client.force_login(clinician_a)
+    url = reverse("checklist", args=[workup_a.pk])
+    workup_a.refresh_from_db()
+    before = workup_a.version
+    assert 'id="step-history"' in client.get(url).content.decode()  # built and kept
+    record(workup_a, clinician_a, "history", {"mediator_symptoms": True, "anaphylaxis": False})
+    Workup.objects.filter(pk=workup_a.pk).update(version=before)  # as the restored sequence
+
+    html = client.get(url).content.decode()
+    history = html[html.find('id="step-history"') :]
+    item = history[: history.find("</li>")]
+    assert "Documented" in item, "the kept body was served"

@@ -3,7 +3,8 @@
 Building a checklist evaluates every rule of the protocol (the engine) and is the
 largest cost of the page after rendering. A workup's results and marks change only
 through services, which bump `workup.version` in the same transaction, so a key
-of (workup, version, protocol, the patient facts, today) can never serve a stale
+of (workup, version, its opening and last-change times, patient, protocol, the patient
+facts, today) can never serve a stale
 checklist: a new write makes a new key, and old keys age out of the LRU.
 Drafts are never cached (their content may change). Names of people shown on the
 checklist (who recorded a result) are as they were when it was built. The same
@@ -43,6 +44,12 @@ def key_for(workup: Workup, today: date) -> tuple | None:
     return (
         workup.pk,
         workup.version,
+        # With the version, the times make the key unique for good: after a database is
+        # restored from a backup, ids and versions are handed out again, and a cache that
+        # outlived the restore (Redis) must not answer for the new rows.
+        workup.opened_at.timestamp(),
+        workup.last_change_at.timestamp() if workup.last_change_at else 0,
+        patient.pk,
         workup.protocol_id,
         workup.adult_pathway,
         patient.birth_date,
