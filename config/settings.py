@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that its time covers every other layer and every answer is logged.
+    "workup.web.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -198,11 +201,37 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # only what does not fit. Messages name steps, never a patient.
 MESSAGE_STORAGE = "django.contrib.messages.storage.fallback.FallbackStorage"
 
+# JSON lines for a log collector in production (one object per line: time, level, logger,
+# message and the record's fields, e.g. workup.request's user_id, path, status, duration_ms);
+# plain text for a developer's terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # Django's request loggers attach the request, whose text is the full URL: a
+            # worklist search (a name, an MRN) must not reach the log.
+            "reserved_attrs": [*RESERVED_ATTRS, "request"],
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own loggers write through the same handler, in the same format (its default
+    # adds a plain-text console handler under DEBUG, and mail to ADMINS, unused here).
+    "loggers": {
+        "django": {
+            "handlers": ["console"],
+            "level": env.str("LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        }
+    },
 }
 
 # --- Transport and headers: secure by default whenever DEBUG is off ---
@@ -238,6 +267,14 @@ CONTENT_SECURITY_POLICY = {
 
 # Worklist page size.
 WORKLIST_PAGE_SIZE = env.int("WORKLIST_PAGE_SIZE", default=25)
+
+# Exports (workup/exports/policy.py, docs/exports.md). The pseudonym secret falls back to
+# SECRET_KEY; set it of its own in production so that rotating one leaves the other alone.
+EXPORT_VIEWER_IDENTIFIERS = env.bool("EXPORT_VIEWER_IDENTIFIERS", default=False)
+EXPORT_PSEUDONYM_SECRET = env.str("EXPORT_PSEUDONYM_SECRET", default="")
+EXPORT_FHIR_SYSTEM_BASE = env.str("EXPORT_FHIR_SYSTEM_BASE", default="")
+# A JSON object: {"site code": "the hospital's MRN identifier system"}.
+EXPORT_MRN_SYSTEMS = env.json("EXPORT_MRN_SYSTEMS", default={})
 # The protocol (by code) used where none is named: new workups, the worklist's step
 # filter, exports and commands. The protocol itself is data (fixtures/, the admin).
 WORKUP_DEFAULT_PROTOCOL = env.str("WORKUP_DEFAULT_PROTOCOL", default="mastocytosis")
